@@ -1,0 +1,72 @@
+/**
+ * Typed errors. Every failure a user can cause (a bad file, a bad flag, a model the tool
+ * cannot handle) is one of these, with a message that names the file, op, layer, input
+ * or flag at fault. The CLI maps them to exit codes: 2 for bad data or model, 1 for bad
+ * usage.
+ */
+export type ErrorKind =
+  /** A model file or graph is malformed or unsupported. */
+  | 'model'
+  /** A data set, image or tensor file is malformed. */
+  | 'data'
+  /** A flag, option or argument is invalid. */
+  | 'usage'
+  /** No gradient rule for an op. */
+  | 'gradient'
+  /** A runtime feed does not match the graph. */
+  | 'feed';
+
+export class DenoiseRepError extends Error {
+  readonly kind: ErrorKind;
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.kind = kind;
+    this.name = 'DenoiseRepError';
+  }
+}
+
+/** A malformed or unsupported model (graph, op, attribute, file). */
+export class ModelError extends DenoiseRepError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('model', message, options);
+    this.name = 'ModelError';
+  }
+}
+
+/** Malformed input data (data set folder, image, tensor file, label). */
+export class DataError extends DenoiseRepError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('data', message, options);
+    this.name = 'DataError';
+  }
+}
+
+/** An invalid option, flag or argument. */
+export class UsageError extends DenoiseRepError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('usage', message, options);
+    this.name = 'UsageError';
+  }
+}
+
+/** An op reached by differentiation that has no gradient rule. */
+export class GradientError extends DenoiseRepError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('gradient', message, options);
+    this.name = 'GradientError';
+  }
+}
+
+/** A session feed with a wrong name, dtype or shape. */
+export class FeedError extends DenoiseRepError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('feed', message, options);
+    this.name = 'FeedError';
+  }
+}
+
+/** Exit code for the CLI: 1 for bad usage, 2 for bad data or model, 1 otherwise. */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof DenoiseRepError) return err.kind === 'usage' ? 1 : 2;
+  return 1;
+}
