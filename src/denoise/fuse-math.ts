@@ -1,0 +1,380 @@
+/**
+ * Exact fusion of an affine denoising step into the layer that follows (Linear, input side)
+ * or precedes (Conv, output side) it, computed in float64 and returned as float32, plus the
+ * unfused reference steps the fusion must reproduce.
+ *
+ * Linear (denoiser on the input): eps_hat(x) = Wd (x + e) + bd, x' = c3 x - c1 eps_hat(x),
+ * y = W x' + b. Writing M = c3 I - c1 Wd:
+ *   W x' + b = W M x + (b - c1 W (Wd e + bd)) = W' x + b'.
+ *
+ * Conv (denoiser on the output, a 1x1 channel mix): eps_hat(y) = Wd y + c,
+ * y' = c3 y - c1 eps_hat(y) = M y - c1 c. A convolution is linear in its weight, so
+ * M conv(x, W) + M b = conv(x, M W) + M b with (M W)[:, :, i, j] = M W[:, :, i, j], for any
+ * kernel, stride, padding and dilation (the step acts after the border handling).
+ * With groups > 1 the identity y' = M y - c1 c still holds, but the fused weight can only
+ * keep the grouped shape when M does not mix channels of different groups (Wd
+ * block-diagonal by group); otherwise the fused conv needs groups = 1 (a denser, costlier
+ * layer), which {@link fuseConvOutput} does only when asked.
+ */
+import { ModelError, UsageError } from '../errors.js';
+import type { Rng } from '../train/rng.js';
+import { matmul, type NumArray, transpose } from './linalg.js';
+import type { StepCoefficients } from './schedule.js';
+
+/** Weight layout of a Linear: PyTorch / Gemm(transB=1) `[out, in]`, or ONNX MatMul `[in, out]` (y = x W). */
+export type LinearLayout = 'out-in' | 'in-out';
+
+/** The reverse-step coefficients fusion needs. */
+export type FuseCoefficients = Pick<StepCoefficients, 'c1' | 'c2' | 'c3'>;
+
+/** Input-side denoiser of a Linear: eps_hat(x) = wd (x + e) + bd, wd `[in, in]` row-major. */
+export interface LinearDenoiser {
+  wd: NumArray;
+  bd: NumArray;
+  e: NumArray;
+}
+
+/** Output-side 1x1 denoiser of a Conv: eps_hat(y) = wd y + c over channels, wd `[out, out]`. */
+export interface ChannelDenoiser {
+  wd: NumArray;
+  c: NumArray;
+}
+
+/** Options of {@link fuseLinearInput}. */
+export interface FuseLinearOptions {
+  weight: NumArray;
+  /** null/undefined: the layer has no bias (b = 0). */
+  bias?: NumArray | null;
+  inFeatures: number;
+  outFeatures: number;
+  layout: LinearLayout;
+  denoiser: LinearDenoiser;
+  coeffs: FuseCoefficients;
+  /**
+   * Stochastic DDPM step: adds c2 W z to the bias with z ~ N(0, I) drawn from `rng`. Off by
+   * default; a fused model then depends on the draw (reproducible only through the seed).
+   */
+  stochastic?: { rng: Rng };
+  /** Layer name used in error messages. */
+  name?: string;
+}
+
+/** A fused Linear in the same layout as its input. */
+export interface FusedLinear {
+  weight: Float32Array;
+  /** Always returned; when the layer had no bias it holds b' and the caller must add it. */
+  bias: Float32Array;
+  layout: LinearLayout;
+  /** Whether the original layer had a bias. */
+  hadBias: boolean;
+  /** Whether b' is exactly zero (a bias-less layer then needs no new bias). */
+  biasIsZero: boolean;
+}
+
+function need(a: NumArray, n: number, what: string, name: string): void {
+  if (a.length !== n)
+    throw new ModelError(`layer '${name}': ${what} has ${a.length} values, expected ${n}`);
+}
+
+function checkCoeffs(coeffs: FuseCoefficients, name: string): void {
+  for (const k of ['c1', 'c2', 'c3'] as const) {
+    if (!Number.isFinite(coeffs[k]))
+      throw new UsageError(`layer '${name}': coefficient ${k} is not finite`);
+  }
+}
+
+/** M = c3 I - c1 Wd (n x n, float64). */
+export function denoiseMap(
+  wd: NumArray,
+  n: number,
+  coeffs: Pick<FuseCoefficients, 'c1' | 'c3'>,
+): Float64Array {
+  const m = new Float64Array(n * n);
+  for (let i = 0; i < n * n; i++) m[i] = -coeffs.c1 * wd[i]!;
+  for (let i = 0; i < n; i++) m[i * n + i]! += coeffs.c3;
+  return m;
+}
+
+function allZero(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Fuses an input-side denoiser into a Linear: W' = W (c3 I - c1 Wd),
+ * b' = b - c1 W (Wd e + bd) (+ c2 W z when `stochastic` is given).
+ * @param opts - weights, sizes, layout, denoiser and coefficients
+ * @example
+ * const f = fuseLinearInput({ weight, bias, inFeatures: 4, outFeatures: 3, layout: 'out-in',
+ *   denoiser: { wd, bd, e }, coeffs: coefficients(makeSchedule(), 2) });
+ * f.weight; // Float32Array [3 * 4]
+ */
+export function fuseLinearInput(opts: FuseLinearOptions): FusedLinear {
+  const { weight, inFeatures: nIn, outFeatures: nOut, layout, denoiser, coeffs } = opts;
+  const name = opts.name ?? 'linear';
+  need(weight, nIn * nOut, 'weight', name);
+  if (opts.bias) need(opts.bias, nOut, 'bias', name);
+  need(denoiser.wd, nIn * nIn, 'denoiser weight', name);
+  need(denoiser.bd, nIn, 'denoiser bias', name);
+  need(denoiser.e, nIn, 'denoiser time embedding', name);
+  checkCoeffs(coeffs, name);
+  const m = denoiseMap(denoiser.wd, nIn, coeffs);
+  // Work on W as out x in whatever the layout: W' = W M, transposed back for 'in-out'.
+  const wOI = layout === 'out-in' ? Float64Array.from(weight) : transpose(weight, nIn, nOut);
+  const fOI = matmul(wOI, m, nOut, nIn, nIn);
+  const fw = layout === 'out-in' ? fOI : transpose(fOI, nOut, nIn);
+  const w = (o: number, i: number) => wOI[o * nIn + i]!;
+  // v = Wd e + bd, then b' = b - c1 W v.
+  const v = new Float64Array(nIn);
+  for (let i = 0; i < nIn; i++) {
+    let s = denoiser.bd[i]!;
+    for (let j = 0; j < nIn; j++) s += denoiser.wd[i * nIn + j]! * denoiser.e[j]!;
+    v[i] = s;
+  }
+  let z: Float64Array | null = null;
+  if (opts.stochastic) {
+    z = new Float64Array(nIn);
+    opts.stochastic.rng.fillNormal(z);
+  }
+  const fb = new Float32Array(nOut);
+  for (let o = 0; o < nOut; o++) {
+    let wv = 0;
+    let wz = 0;
+    for (let i = 0; i < nIn; i++) {
+      wv += w(o, i) * v[i]!;
+      if (z) wz += w(o, i) * z[i]!;
+    }
+    fb[o] = (opts.bias ? opts.bias[o]! : 0) - coeffs.c1 * wv + coeffs.c2 * wz;
+  }
+  return {
+    weight: Float32Array.from(fw),
+    bias: fb,
+    layout,
+    hadBias: !!opts.bias,
+    biasIsZero: allZero(fb),
+  };
+}
+
+/** Options of {@link fuseConvOutput}. */
+export interface FuseConvOptions {
+  /** `[out, in / groups, kh, kw]` */
+  weight: NumArray;
+  bias?: NumArray | null;
+  outChannels: number;
+  inChannelsPerGroup: number;
+  kernelH: number;
+  kernelW: number;
+  /** default 1 */
+  groups?: number;
+  denoiser: ChannelDenoiser;
+  coeffs: FuseCoefficients;
+  /**
+   * With groups > 1 and a denoiser that mixes channels across groups, return a dense
+   * (groups = 1) fused weight `[out, in, kh, kw]` instead of failing. Not computation-free.
+   */
+  allowDenseExpansion?: boolean;
+  name?: string;
+}
+
+/** A fused Conv; `groups` / `inChannelsPerGroup` describe the returned weight. */
+export interface FusedConv {
+  weight: Float32Array;
+  bias: Float32Array;
+  groups: number;
+  inChannelsPerGroup: number;
+  hadBias: boolean;
+  biasIsZero: boolean;
+}
+
+/**
+ * Fuses an output-side 1x1 denoiser into a Conv: W'[:, :, i, j] = M W[:, :, i, j],
+ * b' = M b - c1 c with M = c3 I - c1 Wd. Exact for any kernel, stride, padding, dilation.
+ * With groups > 1, Wd must not couple channels of different groups (else UsageError, or a
+ * dense groups = 1 weight with `allowDenseExpansion`).
+ * @param opts - weights, shapes, denoiser and coefficients
+ * @example
+ * const f = fuseConvOutput({ weight, bias, outChannels: 8, inChannelsPerGroup: 4,
+ *   kernelH: 3, kernelW: 3, denoiser: { wd, c }, coeffs });
+ */
+export function fuseConvOutput(opts: FuseConvOptions): FusedConv {
+  const { outChannels: co, kernelH: kh, kernelW: kw, denoiser, coeffs } = opts;
+  const groups = opts.groups ?? 1;
+  const name = opts.name ?? 'conv';
+  if (!Number.isInteger(groups) || groups < 1 || co % groups !== 0) {
+    throw new ModelError(`layer '${name}': groups ${groups} does not divide ${co} output channels`);
+  }
+  let ipg = opts.inChannelsPerGroup;
+  need(opts.weight, co * ipg * kh * kw, 'weight', name);
+  if (opts.bias) need(opts.bias, co, 'bias', name);
+  need(denoiser.wd, co * co, 'denoiser weight', name);
+  need(denoiser.c, co, 'denoiser bias', name);
+  checkCoeffs(coeffs, name);
+  const opg = co / groups;
+  let weight: NumArray = opts.weight;
+  let outGroups = groups;
+  if (groups > 1) {
+    let mixes = false;
+    for (let o = 0; o < co && !mixes; o++) {
+      for (let p = 0; p < co; p++) {
+        if (Math.floor(o / opg) !== Math.floor(p / opg) && denoiser.wd[o * co + p] !== 0) {
+          mixes = true;
+          break;
+        }
+      }
+    }
+    if (mixes) {
+      if (!opts.allowDenseExpansion) {
+        throw new UsageError(
+          `layer '${name}': the output denoiser mixes channels of different groups of this ${groups}-group conv; the fused layer would need groups=1 (more FLOPs). Use a group-block-diagonal denoiser or allow dense expansion`,
+        );
+      }
+      // Expand to an equivalent dense conv: output channel o reads only its group's inputs.
+      const cin = ipg * groups;
+      const dense = new Float64Array(co * cin * kh * kw);
+      const ks = kh * kw;
+      for (let o = 0; o < co; o++) {
+        const g = Math.floor(o / opg);
+        for (let k = 0; k < ipg; k++) {
+          for (let s = 0; s < ks; s++) {
+            dense[(o * cin + g * ipg + k) * ks + s] = opts.weight[(o * ipg + k) * ks + s]!;
+          }
+        }
+      }
+      weight = dense;
+      ipg = cin;
+      outGroups = 1;
+    }
+  }
+  const m = denoiseMap(denoiser.wd, co, coeffs);
+  // Treat W as a co x (ipg * kh * kw) matrix: W' = M W. Block-diagonal M keeps each group's
+  // rows built from rows of the same group, so the grouped layout stays valid.
+  const cols = ipg * kh * kw;
+  const fw = new Float64Array(co * cols);
+  for (let o = 0; o < co; o++) {
+    for (let p = 0; p < co; p++) {
+      const mop = m[o * co + p]!;
+      if (mop === 0) continue;
+      for (let j = 0; j < cols; j++) fw[o * cols + j]! += mop * weight[p * cols + j]!;
+    }
+  }
+  const fb = new Float32Array(co);
+  for (let o = 0; o < co; o++) {
+    let s = 0;
+    if (opts.bias) for (let p = 0; p < co; p++) s += m[o * co + p]! * opts.bias[p]!;
+    fb[o] = s - coeffs.c1 * denoiser.c[o]!;
+  }
+  return {
+    weight: Float32Array.from(fw),
+    bias: fb,
+    groups: outGroups,
+    inChannelsPerGroup: ipg,
+    hadBias: !!opts.bias,
+    biasIsZero: allZero(fb),
+  };
+}
+
+/**
+ * Reference (unfused, deterministic) input-side denoising step on rows of x:
+ * x' = c3 x - c1 (Wd (x + e) + bd). Optional `z` (same shape as x) adds c2 z.
+ * @param x - inputs, nRows x dim, dim = denoiser.bd.length
+ * @param nRows - number of rows
+ * @param denoiser - Wd, bd, e
+ * @param coeffs - c1, c3 (and c2 when z is given)
+ * @param z - optional noise for the stochastic step
+ * @example denoiseInputLinear(x, 16, { wd, bd, e }, coefficients(makeSchedule(), 3));
+ */
+export function denoiseInputLinear(
+  x: NumArray,
+  nRows: number,
+  denoiser: LinearDenoiser,
+  coeffs: FuseCoefficients,
+  z?: NumArray,
+): Float64Array {
+  const d = denoiser.bd.length;
+  need(x, nRows * d, 'input', 'denoiseInputLinear');
+  if (z) need(z, nRows * d, 'noise z', 'denoiseInputLinear');
+  const out = new Float64Array(nRows * d);
+  const xe = new Float64Array(d);
+  for (let r = 0; r < nRows; r++) {
+    for (let j = 0; j < d; j++) xe[j] = x[r * d + j]! + denoiser.e[j]!;
+    for (let i = 0; i < d; i++) {
+      let eps = denoiser.bd[i]!;
+      for (let j = 0; j < d; j++) eps += denoiser.wd[i * d + j]! * xe[j]!;
+      out[r * d + i] =
+        coeffs.c3 * x[r * d + i]! - coeffs.c1 * eps + (z ? coeffs.c2 * z[r * d + i]! : 0);
+    }
+  }
+  return out;
+}
+
+/**
+ * Reference output-side channel denoising step on an NCHW tensor (or [batch, channels,
+ * spatial]): y' = c3 y - c1 (Wd y + c), mixing channels at each position.
+ * @param y - tensor, batch x channels x spatial
+ * @param batch - batch size
+ * @param channels - channel count (= Wd size)
+ * @param spatial - H * W
+ * @param denoiser - Wd, c
+ * @param coeffs - c1, c3
+ * @example denoiseOutputChannels(y, 2, 8, 16, { wd, c }, coeffs);
+ */
+export function denoiseOutputChannels(
+  y: NumArray,
+  batch: number,
+  channels: number,
+  spatial: number,
+  denoiser: ChannelDenoiser,
+  coeffs: FuseCoefficients,
+): Float64Array {
+  need(y, batch * channels * spatial, 'input', 'denoiseOutputChannels');
+  need(denoiser.wd, channels * channels, 'denoiser weight', 'denoiseOutputChannels');
+  const out = new Float64Array(y.length);
+  for (let b = 0; b < batch; b++) {
+    const base = b * channels * spatial;
+    for (let o = 0; o < channels; o++) {
+      for (let s = 0; s < spatial; s++) {
+        let eps = denoiser.c[o]!;
+        for (let p = 0; p < channels; p++)
+          eps += denoiser.wd[o * channels + p]! * y[base + p * spatial + s]!;
+        out[base + o * spatial + s] = coeffs.c3 * y[base + o * spatial + s]! - coeffs.c1 * eps;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Plain Linear forward on rows: y = W x + b in either layout (float64).
+ * @param x - inputs, nRows x inFeatures
+ * @param nRows - number of rows
+ * @param weight - `[out, in]` ('out-in') or `[in, out]` ('in-out')
+ * @param bias - `[out]` or null
+ * @param inFeatures - input size
+ * @param outFeatures - output size
+ * @param layout - weight layout
+ * @example linearForward(x, 4, w, b, 3, 2, 'out-in');
+ */
+export function linearForward(
+  x: NumArray,
+  nRows: number,
+  weight: NumArray,
+  bias: NumArray | null | undefined,
+  inFeatures: number,
+  outFeatures: number,
+  layout: LinearLayout,
+): Float64Array {
+  need(x, nRows * inFeatures, 'input', 'linearForward');
+  need(weight, inFeatures * outFeatures, 'weight', 'linearForward');
+  const y = new Float64Array(nRows * outFeatures);
+  for (let r = 0; r < nRows; r++) {
+    for (let o = 0; o < outFeatures; o++) {
+      let s = bias ? bias[o]! : 0;
+      for (let i = 0; i < inFeatures; i++) {
+        const w = layout === 'out-in' ? weight[o * inFeatures + i]! : weight[i * outFeatures + o]!;
+        s += w * x[r * inFeatures + i]!;
+      }
+      y[r * outFeatures + o] = s;
+    }
+  }
+  return y;
+}
