@@ -1,0 +1,336 @@
+/**
+ * Closed-form (MSE-optimal) linear noise predictor for an input-side denoiser, from
+ * streaming first and second moments of the layer's clean inputs.
+ *
+ * Model: x_t = s1 x + s2 eps with eps ~ N(0, I) independent of x, s1 = sqrt(abar_t),
+ * s2 = sqrt(1 - abar_t); predictor eps_hat = Wd (x_t + e) + bd = Wd x_t + b, b = Wd e + bd.
+ * Minimising E||eps - Wd x_t - b||^2 is a linear regression of eps on x_t:
+ *   b  = E[eps] - Wd E[x_t] = -s1 Wd mu,
+ *   Wd = Cov(eps, x_t) Cov(x_t)^-1 = (s2 I) (s1^2 S + s2^2 I)^-1,
+ * with mu, S the mean and (population) covariance of x. S and (s1^2 S + s2^2 I)^-1 commute,
+ * so Wd is symmetric. The time embedding e is redundant with bd: we choose e = 0 and
+ * bd = -s1 Wd mu, i.e. eps_hat = Wd (x_t - s1 mu).
+ */
+import { DataError, UsageError } from '../errors.js';
+import { cholesky, choleskySolve, identity, type NumArray, symmetriseInPlace } from './linalg.js';
+import type { StepCoefficients } from './schedule.js';
+
+const MAGIC = 'DRMOMENT';
+const VERSION = 1;
+const HEADER_BYTES = 24; // magic (8) + version u32 + dim u32 + count f64
+
+/**
+ * Streaming sums for the mean and covariance of feature vectors: count, sum x and the Gram
+ * matrix sum x xᵀ (float64). Shards are merged by plain addition, so merging in any order
+ * gives the same statistics up to float64 rounding. Raw (uncentred) moments lose accuracy
+ * only when |mean| exceeds the standard deviation by many orders of magnitude, which
+ * network activations do not.
+ * @example
+ * const acc = new MomentAccumulator(4);
+ * acc.add(rows, 128); // rows: 128 x 4
+ * const bytes = acc.serialize();
+ */
+export class MomentAccumulator {
+  readonly dim: number;
+  count = 0;
+  readonly sum: Float64Array;
+  /** sum of x xᵀ, dim x dim row-major, kept symmetric */
+  readonly gram: Float64Array;
+
+  /** @param dim - feature dimension (positive integer) */
+  constructor(dim: number) {
+    if (!Number.isInteger(dim) || dim < 1)
+      throw new UsageError(`MomentAccumulator: dim must be a positive integer, got ${dim}`);
+    this.dim = dim;
+    this.sum = new Float64Array(dim);
+    this.gram = new Float64Array(dim * dim);
+  }
+
+  /**
+   * Adds nRows feature vectors (row-major, nRows x dim).
+   * @param rows - the vectors
+   * @param nRows - how many (default rows.length / dim)
+   */
+  add(rows: NumArray, nRows = rows.length / this.dim): this {
+    const d = this.dim;
+    if (!Number.isInteger(nRows) || nRows < 0 || rows.length < nRows * d) {
+      throw new UsageError(
+        `MomentAccumulator.add: ${rows.length} values cannot hold ${nRows} rows of ${d}`,
+      );
+    }
+    const g = this.gram;
+    for (let r = 0; r < nRows; r++) {
+      const off = r * d;
+      for (let i = 0; i < d; i++) {
+        const xi = rows[off + i]!;
+        this.sum[i]! += xi;
+        if (xi === 0) continue;
+        const gi = i * d;
+        for (let j = i; j < d; j++) g[gi + j]! += xi * rows[off + j]!;
+      }
+    }
+    // Only the upper triangle was accumulated; it holds the full sums, so mirror it.
+    for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) g[i * d + j] = g[j * d + i]!;
+    this.count += nRows;
+    return this;
+  }
+
+  /**
+   * Adds another accumulator's statistics (same dim) into this one.
+   * @param other - statistics of another shard
+   */
+  merge(other: MomentAccumulator): this {
+    if (other.dim !== this.dim) {
+      throw new UsageError(`MomentAccumulator.merge: dims differ (${this.dim} vs ${other.dim})`);
+    }
+    this.count += other.count;
+    for (let i = 0; i < this.sum.length; i++) this.sum[i]! += other.sum[i]!;
+    for (let i = 0; i < this.gram.length; i++) this.gram[i]! += other.gram[i]!;
+    return this;
+  }
+
+  /** Mean vector (sum / count). */
+  mean(): Float64Array {
+    if (this.count === 0) throw new DataError('MomentAccumulator: no samples accumulated');
+    return this.sum.map((s) => s / this.count);
+  }
+
+  /** Population covariance gram / count - mu muᵀ (symmetric). */
+  covariance(): Float64Array {
+    const mu = this.mean();
+    const d = this.dim;
+    const s = new Float64Array(d * d);
+    for (let i = 0; i < d; i++) {
+      for (let j = 0; j < d; j++)
+        s[i * d + j] = this.gram[i * d + j]! / this.count - mu[i]! * mu[j]!;
+    }
+    return symmetriseInPlace(s, d);
+  }
+
+  /**
+   * Binary form (little-endian): 'DRMOMENT', u32 version, u32 dim, f64 count, f64 sum[dim],
+   * f64 gram[dim * dim].
+   */
+  serialize(): Uint8Array {
+    const d = this.dim;
+    const buf = new ArrayBuffer(HEADER_BYTES + 8 * (d + d * d));
+    const view = new DataView(buf);
+    for (let i = 0; i < MAGIC.length; i++) view.setUint8(i, MAGIC.charCodeAt(i));
+    view.setUint32(8, VERSION, true);
+    view.setUint32(12, d, true);
+    view.setFloat64(16, this.count, true);
+    let off = HEADER_BYTES;
+    for (const v of this.sum) {
+      view.setFloat64(off, v, true);
+      off += 8;
+    }
+    for (const v of this.gram) {
+      view.setFloat64(off, v, true);
+      off += 8;
+    }
+    return new Uint8Array(buf);
+  }
+
+  /**
+   * Reads {@link MomentAccumulator.serialize}'s format, checking magic, version and length.
+   * @param buf - the bytes
+   * @param sourceName - file name for error messages
+   * @example MomentAccumulator.deserialize(fs.readFileSync(file), file);
+   */
+  static deserialize(buf: Uint8Array, sourceName: string): MomentAccumulator {
+    if (buf.length < HEADER_BYTES) {
+      throw new DataError(
+        `${sourceName}: ${buf.length} bytes, too short for a moment statistics header`,
+      );
+    }
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let magic = '';
+    for (let i = 0; i < MAGIC.length; i++) magic += String.fromCharCode(view.getUint8(i));
+    if (magic !== MAGIC)
+      throw new DataError(`${sourceName}: not a moment statistics file (bad magic)`);
+    const version = view.getUint32(8, true);
+    if (version !== VERSION) {
+      throw new DataError(
+        `${sourceName}: unsupported moment statistics version ${version} (expected ${VERSION})`,
+      );
+    }
+    const d = view.getUint32(12, true);
+    const count = view.getFloat64(16, true);
+    if (d < 1) throw new DataError(`${sourceName}: dimension ${d} is invalid`);
+    const expected = HEADER_BYTES + 8 * (d + d * d);
+    if (buf.length !== expected) {
+      throw new DataError(
+        `${sourceName}: ${buf.length} bytes, expected ${expected} for dimension ${d}`,
+      );
+    }
+    if (!Number.isInteger(count) || count < 0)
+      throw new DataError(`${sourceName}: invalid sample count ${count}`);
+    const acc = new MomentAccumulator(d);
+    acc.count = count;
+    let off = HEADER_BYTES;
+    for (let i = 0; i < d; i++, off += 8) acc.sum[i] = view.getFloat64(off, true);
+    for (let i = 0; i < d * d; i++, off += 8) acc.gram[i] = view.getFloat64(off, true);
+    return acc;
+  }
+}
+
+/** Result of {@link fitDenoiser}. */
+export interface FittedDenoiser {
+  /** in x in, symmetric */
+  Wd: Float64Array;
+  bd: Float64Array;
+  /** zeros: the time embedding is absorbed in bd */
+  e: Float64Array;
+  /** true when diagonal jitter had to be added for the factorisation to succeed */
+  regularised: boolean;
+  /** the jitter added to the diagonal of s1^2 S + s2^2 I (+ ridge); 0 if none */
+  jitter: number;
+}
+
+/** Forward-process scales the fit needs. */
+export type NoiseScales = Pick<StepCoefficients, 's1' | 's2'>;
+
+/**
+ * Fits the MSE-optimal linear noise predictor: Wd = s2 (s1^2 S + s2^2 I + ridge I)^-1,
+ * bd = -s1 Wd mu, e = 0. Solved by Cholesky in float64. If the factorisation fails (S
+ * singular and s2 tiny) diagonal jitter, starting at 1e-12 times the largest diagonal entry
+ * and growing 10x, is added until it succeeds; the result then says `regularised: true`.
+ * @param stats - moments of the layer's clean inputs
+ * @param coeffs - s1 = sqrt(abar_t), s2 = sqrt(1 - abar_t)
+ * @param opts - `ridge` (>= 0, default 0) added to the diagonal; `name` for error messages
+ * @example
+ * const fit = fitDenoiser(acc, coefficients(schedule, t));
+ * if (fit.regularised) console.warn(`jitter ${fit.jitter}`);
+ */
+export function fitDenoiser(
+  stats: MomentAccumulator,
+  coeffs: NoiseScales,
+  opts: { ridge?: number; name?: string } = {},
+): FittedDenoiser {
+  const name = opts.name ?? 'statistics';
+  const ridge = opts.ridge ?? 0;
+  if (!(ridge >= 0) || !Number.isFinite(ridge))
+    throw new UsageError(`ridge must be a finite number >= 0, got ${ridge}`);
+  const { s1, s2 } = coeffs;
+  if (!Number.isFinite(s1) || !Number.isFinite(s2) || s1 < 0 || s2 < 0) {
+    throw new UsageError(`${name}: noise scales s1=${s1}, s2=${s2} must be finite and >= 0`);
+  }
+  if (stats.count === 0) throw new DataError(`${name}: no samples to fit a denoiser`);
+  const d = stats.dim;
+  const mu = stats.mean();
+  const cov = stats.covariance();
+  for (let i = 0; i < cov.length; i++) {
+    if (!Number.isFinite(cov[i]!))
+      throw new DataError(`${name}: statistics are not finite (NaN or Inf in the inputs)`);
+  }
+  const a = new Float64Array(d * d);
+  let maxDiag = 0;
+  for (let i = 0; i < d * d; i++) a[i] = s1 * s1 * cov[i]!;
+  for (let i = 0; i < d; i++) {
+    a[i * d + i]! += s2 * s2 + ridge;
+    maxDiag = Math.max(maxDiag, Math.abs(a[i * d + i]!));
+  }
+  if (maxDiag === 0) maxDiag = 1;
+  // A pivot below this is a condition number beyond ~1e14: the solve would be noise.
+  const minPivot = 1e-14 * maxDiag;
+  let jitter = 0;
+  let f = cholesky(a, d, { minPivot });
+  while (!f.ok) {
+    jitter = jitter === 0 ? 1e-12 * maxDiag : jitter * 10;
+    if (jitter > 1e6 * maxDiag) {
+      throw new DataError(
+        `${name}: cannot factorise the input covariance (pivot ${f.pivot} = ${f.value})`,
+      );
+    }
+    const aj = Float64Array.from(a);
+    for (let i = 0; i < d; i++) aj[i * d + i]! += jitter;
+    f = cholesky(aj, d, { minPivot });
+  }
+  const wd = choleskySolve(f.l, identity(d), d, d);
+  for (let i = 0; i < wd.length; i++) wd[i]! *= s2;
+  symmetriseInPlace(wd, d);
+  const bd = new Float64Array(d);
+  for (let i = 0; i < d; i++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += wd[i * d + j]! * mu[j]!;
+    bd[i] = -s1 * s;
+  }
+  return { Wd: wd, bd, e: new Float64Array(d), regularised: jitter > 0, jitter };
+}
+
+/**
+ * Reference denoising loss L1 + MSE, each a mean over all elements.
+ * @param eps - true noise
+ * @param epsHat - predicted noise (same length)
+ * @example denoisingLossReference([0, 0], [1, -1]) // 1 + 1 = 2
+ */
+export function denoisingLossReference(eps: ArrayLike<number>, epsHat: ArrayLike<number>): number {
+  if (eps.length !== epsHat.length || eps.length === 0) {
+    throw new UsageError(
+      `denoisingLossReference: lengths ${eps.length} and ${epsHat.length} must match and be > 0`,
+    );
+  }
+  let l1 = 0;
+  let l2 = 0;
+  for (let i = 0; i < eps.length; i++) {
+    const r = eps[i]! - epsHat[i]!;
+    l1 += Math.abs(r);
+    l2 += r * r;
+  }
+  return (l1 + l2) / eps.length;
+}
+
+/**
+ * Expected per-element MSE of the linear predictor eps_hat = Wd (x_t + e) + bd over the data
+ * (its moments) and Gaussian noise, without sampling. With b = Wd e + bd and residual
+ * r = (I - s2 Wd) eps - s1 Wd x - b:
+ *   E||r||^2 = ||I - s2 Wd||_F^2 + s1^2 tr(Wd S Wdᵀ) + ||s1 Wd mu + b||^2,
+ * divided by the dimension.
+ * @param stats - moments of the clean inputs
+ * @param coeffs - s1, s2
+ * @param wd - predictor weight, dim x dim
+ * @param bd - predictor bias
+ * @param e - time embedding
+ * @example expectedMseLoss(acc, coeffs, fit.Wd, fit.bd, fit.e);
+ */
+export function expectedMseLoss(
+  stats: MomentAccumulator,
+  coeffs: NoiseScales,
+  wd: NumArray,
+  bd: NumArray,
+  e: NumArray,
+): number {
+  const d = stats.dim;
+  if (wd.length !== d * d || bd.length !== d || e.length !== d) {
+    throw new UsageError(`expectedMseLoss: predictor sizes do not match dimension ${d}`);
+  }
+  const { s1, s2 } = coeffs;
+  const mu = stats.mean();
+  const cov = stats.covariance();
+  let noiseTerm = 0;
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < d; j++) {
+      const v = (i === j ? 1 : 0) - s2 * wd[i * d + j]!;
+      noiseTerm += v * v;
+    }
+  }
+  // tr(Wd S Wdᵀ) = sum_i (Wd S)_i . Wd_i
+  let dataTerm = 0;
+  const row = new Float64Array(d);
+  for (let i = 0; i < d; i++) {
+    row.fill(0);
+    for (let k = 0; k < d; k++) {
+      const w = wd[i * d + k]!;
+      if (w === 0) continue;
+      for (let j = 0; j < d; j++) row[j]! += w * cov[k * d + j]!;
+    }
+    for (let j = 0; j < d; j++) dataTerm += row[j]! * wd[i * d + j]!;
+  }
+  let biasTerm = 0;
+  for (let i = 0; i < d; i++) {
+    let v = bd[i]!;
+    for (let j = 0; j < d; j++) v += wd[i * d + j]! * (s1 * mu[j]! + e[j]!);
+    biasTerm += v * v;
+  }
+  return (noiseTerm + s1 * s1 * dataTerm + biasTerm) / d;
+}
