@@ -17,7 +17,9 @@ function walk(dir) {
 }
 
 const filters = process.argv.slice(2);
-const files = walk('test').filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+const files = walk('test').filter(
+  (f) => filters.length === 0 || filters.some((s) => f.includes(s)),
+);
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);

@@ -77,7 +77,8 @@ export class Rng {
 
   /** Integer uniformly drawn from [0, n). */
   int(n: number): number {
-    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`Rng.int: n must be a positive integer, got ${n}`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new RangeError(`Rng.int: n must be a positive integer, got ${n}`);
     return Math.floor(this.uniform() * n);
   }
 
