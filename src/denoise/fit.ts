@@ -1,0 +1,238 @@
+import { readFileSync } from 'node:fs';
+import { DataError } from '../errors.js';
+import type { Model } from '../onnx/ir.js';
+import { float32, type Tensor } from '../onnx/tensor.js';
+import { Session, type SessionOptions } from '../runtime/session.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { fitDenoiser, MomentAccumulator } from './closed-form.js';
+import { denoisedValueName, finishSurgery, surgeryBuilder } from './graph.js';
+import type { ConversionPlan, DenoiserPlan } from './plan.js';
+
+/**
+ * A copy of the model that also outputs, for each planned layer, the count, sum and Gram
+ * matrix XᵀX of the features its denoiser sees (rows = positions: tokens or pixels),
+ * computed by ONNX Runtime in float64.
+ */
+export function momentModel(model: Model, plan: ConversionPlan): Model {
+  const b = surgeryBuilder(model);
+  for (const p of plan.layers) {
+    let x = b.value(denoisedValueName(p));
+    if (p.side === 'output') {
+      // NCHW -> rows of channels: [N·H·W, C]
+      const r = x.shape?.length ?? 4;
+      x = b.transpose(x, [0, ...Array.from({ length: r - 2 }, (_, i) => i + 2), 1]);
+    }
+    const rows = b.op1('Cast', [b.reshape(x, [-1, p.dim])], { to: 11 });
+    b.output(b.reduceSum(rows, [0], false), `moments::sum::${p.layer.name}`);
+    b.output(b.op1('MatMul', [b.transpose(rows, [1, 0]), rows]), `moments::gram::${p.layer.name}`);
+    b.output(b.op1('Shape', [rows]), `moments::shape::${p.layer.name}`);
+  }
+  return finishSurgery(model, b);
+}
+
+/**
+ * One pass over the data: per-layer moments of the denoisers' inputs.
+ * @param model - the backbone
+ * @param plan - selected layers
+ * @param batches - graph feeds, one batch at a time
+ * @param onBatch - progress callback
+ */
+export async function collectMoments(
+  model: Model,
+  plan: ConversionPlan,
+  batches: AsyncIterable<Record<string, Tensor>> | Iterable<Record<string, Tensor>>,
+  opts: { session?: SessionOptions; onBatch?: (images: number) => void } = {},
+): Promise<Map<string, MomentAccumulator>> {
+  const session = await Session.create(momentModel(model, plan), opts.session);
+  const stats = new Map(plan.layers.map((p) => [p.layer.name, new MomentAccumulator(p.dim)]));
+  const fetch = plan.layers.flatMap((p) =>
+    ['sum', 'gram', 'shape'].map((k) => `moments::${k}::${p.layer.name}`),
+  );
+  for await (const feeds of batches) {
+    const out = await session.run(feeds, fetch);
+    for (const p of plan.layers) {
+      const tmp = new MomentAccumulator(p.dim);
+      tmp.count = Number(out[`moments::shape::${p.layer.name}`]!.data[0]);
+      tmp.sum.set(out[`moments::sum::${p.layer.name}`]!.data as Float64Array);
+      tmp.gram.set(out[`moments::gram::${p.layer.name}`]!.data as Float64Array);
+      stats.get(p.layer.name)!.merge(tmp);
+    }
+    const first = Object.values(feeds)[0];
+    opts.onBatch?.(first ? first.dims[0]! : 0);
+  }
+  await session.release();
+  return stats;
+}
+
+export interface ClosedFormReport {
+  layer: string;
+  t: number;
+  samples: number;
+  regularised: boolean;
+  jitter: number;
+}
+
+/**
+ * The MSE-optimal linear denoiser of every planned layer from its input moments
+ * (Wd = s2 (s1² S + s2² I)⁻¹, bias cancelling the mean). A layer without affine terms
+ * (no bias to fuse into) gets the optimum among bias-free predictors, which uses the
+ * uncentred second moment in place of the covariance.
+ */
+export function fitClosedForm(
+  plan: ConversionPlan,
+  stats: Map<string, MomentAccumulator>,
+  opts: { ridge?: number } = {},
+): { values: Map<string, Tensor>; report: ClosedFormReport[] } {
+  const values = new Map<string, Tensor>();
+  const report: ClosedFormReport[] = [];
+  for (const p of plan.layers) {
+    const s = stats.get(p.layer.name);
+    if (!s) throw new DataError(`no statistics for layer '${p.layer.name}'`);
+    if (s.dim !== p.dim)
+      throw new DataError(
+        `statistics for layer '${p.layer.name}' have dim ${s.dim}, expected ${p.dim}`,
+      );
+    let used = s;
+    if (!p.affine) {
+      used = new MomentAccumulator(s.dim).merge(s);
+      used.sum.fill(0);
+    }
+    const fit = fitDenoiser(used, p.coeffs, { ridge: opts.ridge, name: `layer '${p.layer.name}'` });
+    values.set(p.names.weight, float32([p.dim, p.dim], Float32Array.from(fit.Wd)));
+    if (p.names.bias) values.set(p.names.bias, float32([p.dim], Float32Array.from(fit.bd)));
+    if (p.names.embed) values.set(p.names.embed, float32([p.dim], Float32Array.from(fit.e)));
+    report.push({
+      layer: p.layer.name,
+      t: p.t,
+      samples: s.count,
+      regularised: fit.regularised,
+      jitter: fit.jitter,
+    });
+  }
+  return { values, report };
+}
+
+const STATS_MAGIC = 'denoiserep-moments';
+
+/**
+ * Writes per-layer moments to one file (a JSON header line, then each layer's
+ * MomentAccumulator bytes), so shards computed on different machines can be summed.
+ */
+export function writeMoments(
+  path: string,
+  plan: ConversionPlan,
+  stats: Map<string, MomentAccumulator>,
+  meta: Record<string, unknown> = {},
+): void {
+  const parts = plan.layers.map((p) => stats.get(p.layer.name)!.serialize());
+  const header = {
+    format: STATS_MAGIC,
+    version: 1,
+    ...meta,
+    layers: plan.layers.map((p, i) => ({
+      name: p.layer.name,
+      dim: p.dim,
+      t: p.t,
+      bytes: parts[i]!.length,
+    })),
+  };
+  const head = new TextEncoder().encode(`${JSON.stringify(header)}\n`);
+  const out = new Uint8Array(head.length + parts.reduce((s, p) => s + p.length, 0));
+  out.set(head, 0);
+  let off = head.length;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  writeFileAtomic(path, out);
+}
+
+/** Reads a moments file written by {@link writeMoments}. */
+export function readMoments(path: string): {
+  header: Record<string, unknown>;
+  stats: Map<string, MomentAccumulator>;
+} {
+  let buf: Uint8Array;
+  try {
+    buf = readFileSync(path);
+  } catch (err) {
+    throw new DataError(`cannot read statistics file ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const nl = buf.indexOf(10);
+  let header: { format?: string; layers?: { name: string; dim: number; bytes: number }[] } & Record<
+    string,
+    unknown
+  >;
+  try {
+    header = JSON.parse(new TextDecoder().decode(buf.subarray(0, nl)));
+  } catch {
+    throw new DataError(`${path}: not a denoiserep statistics file`);
+  }
+  if (header.format !== STATS_MAGIC || !Array.isArray(header.layers))
+    throw new DataError(`${path}: not a denoiserep statistics file`);
+  const stats = new Map<string, MomentAccumulator>();
+  let off = nl + 1;
+  for (const l of header.layers) {
+    if (off + l.bytes > buf.length) throw new DataError(`${path}: truncated at layer '${l.name}'`);
+    stats.set(
+      l.name,
+      MomentAccumulator.deserialize(buf.subarray(off, off + l.bytes), `${path} (layer ${l.name})`),
+    );
+    off += l.bytes;
+  }
+  return { header, stats };
+}
+
+/** Sums shard statistics layer by layer; all shards must list the same layers and dims. */
+export function mergeMoments(
+  shards: { source: string; stats: Map<string, MomentAccumulator> }[],
+): Map<string, MomentAccumulator> {
+  if (shards.length === 0) throw new DataError('no statistics files to merge');
+  const first = shards[0]!;
+  const out = new Map<string, MomentAccumulator>();
+  for (const [name, acc] of first.stats) out.set(name, new MomentAccumulator(acc.dim).merge(acc));
+  for (const s of shards.slice(1)) {
+    const names = [...s.stats.keys()];
+    if (names.join('|') !== [...first.stats.keys()].join('|')) {
+      throw new DataError(
+        `${s.source}: its layers differ from ${first.source}'s (was it computed on another model or --layers?)`,
+      );
+    }
+    for (const [name, acc] of s.stats) out.get(name)!.merge(acc);
+  }
+  return out;
+}
+
+/** One planned layer, JSON-able (for inspect and reports). */
+export interface PlannedLayerInfo {
+  layer: string;
+  op: string;
+  kind: 'linear' | 'conv';
+  side: 'input' | 'output';
+  in: number;
+  out: number;
+  denoiserDim: number;
+  affine: boolean;
+  t: number;
+  c1: number;
+  c3: number;
+}
+
+/** Layers of a plan as a short JSON-able list (for inspect and reports). */
+export function describePlan(plan: ConversionPlan): PlannedLayerInfo[] {
+  return plan.layers.map((p: DenoiserPlan) => ({
+    layer: p.layer.name,
+    op: p.layer.node.opType,
+    kind: p.layer.kind,
+    side: p.side,
+    in: p.layer.inFeatures,
+    out: p.layer.outFeatures,
+    denoiserDim: p.dim,
+    affine: p.affine,
+    t: p.t,
+    c1: p.coeffs.c1,
+    c3: p.coeffs.c3,
+  }));
+}

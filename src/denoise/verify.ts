@@ -1,0 +1,196 @@
+import { performance } from 'node:perf_hooks';
+import { countFlops } from '../eval/flops.js';
+import type { Model } from '../onnx/ir.js';
+import type { Tensor } from '../onnx/tensor.js';
+import { Session, withExtraOutputs } from '../runtime/session.js';
+import { buildDenoisedModel } from './graph.js';
+import type { ConversionPlan } from './plan.js';
+
+/** Differences in structure between two models (empty when the topology is identical). */
+export function compareTopology(a: Model, b: Model): string[] {
+  const diffs: string[] = [];
+  const ga = a.graph;
+  const gb = b.graph;
+  if (ga.nodes.length !== gb.nodes.length)
+    diffs.push(`node count ${ga.nodes.length} vs ${gb.nodes.length}`);
+  const n = Math.min(ga.nodes.length, gb.nodes.length);
+  for (let i = 0; i < n && diffs.length < 20; i++) {
+    const x = ga.nodes[i]!;
+    const y = gb.nodes[i]!;
+    if (x.opType !== y.opType || x.name !== y.name)
+      diffs.push(`node #${i}: ${x.name} (${x.opType}) vs ${y.name} (${y.opType})`);
+    else if (
+      x.inputs.join('|') !== y.inputs.join('|') ||
+      x.outputs.join('|') !== y.outputs.join('|')
+    ) {
+      diffs.push(`node #${i} ${x.name}: inputs/outputs differ`);
+    } else if (
+      JSON.stringify(Object.keys(x.attrs).sort()) !== JSON.stringify(Object.keys(y.attrs).sort())
+    ) {
+      diffs.push(`node #${i} ${x.name}: attributes differ`);
+    }
+  }
+  const ia = [...ga.initializers.entries()].map(([k, t]) => `${k}:${t.dtype}[${t.dims}]`).sort();
+  const ib = [...gb.initializers.entries()].map(([k, t]) => `${k}:${t.dtype}[${t.dims}]`).sort();
+  if (ia.join('\n') !== ib.join('\n')) diffs.push('initializer names, dtypes or shapes differ');
+  const io = (g: typeof ga) =>
+    JSON.stringify([g.inputs.map((v) => [v.name, v.dtype, v.shape]), g.outputs.map((v) => v.name)]);
+  if (io(ga) !== io(gb)) diffs.push('graph inputs or outputs differ');
+  return diffs;
+}
+
+export interface ErrorStat {
+  name: string;
+  maxAbs: number;
+  /** max |a − b| / max |a| (relative to the reference tensor's scale). */
+  maxRel: number;
+}
+
+function compare(name: string, ref: Tensor, got: Tensor): ErrorStat {
+  const a = ref.data as Float32Array;
+  const c = got.data as Float32Array;
+  let maxAbs = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(a[i]! - c[i]!));
+    scale = Math.max(scale, Math.abs(a[i]!));
+  }
+  return { name, maxAbs, maxRel: maxAbs / Math.max(scale, 1e-30) };
+}
+
+export interface LatencyStat {
+  batch: number;
+  originalMs: number;
+  fusedMs: number;
+  /** fused / original (medians). */
+  ratio: number;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  tolerance: number;
+  topology: { identical: boolean; differences: string[] };
+  flops: { original: number; fused: number };
+  outputs: ErrorStat[];
+  layers: ErrorStat[];
+  latency: LatencyStat[];
+  failures: string[];
+}
+
+export interface VerifyOptions {
+  original: Model;
+  fused: Model;
+  plan: ConversionPlan;
+  denoisers: Map<string, Tensor>;
+  /** Real inputs (graph input name -> tensor), e.g. a batch of test images. */
+  inputs: Record<string, Tensor>;
+  /** Largest accepted relative error (default 1e-4). */
+  tolerance?: number;
+  /** Batch sizes for latency (default [1, 64]); empty to skip. */
+  latencyBatches?: number[];
+  /** Timed runs per model and batch size (default 30). */
+  latencyRuns?: number;
+  threads?: number;
+  /** Makes a batch of `n` inputs for latency runs. */
+  makeInputs?: (n: number) => Record<string, Tensor>;
+}
+
+/**
+ * Checks a fused model against the trained unfused one run with deterministic denoising
+ * steps: outputs and every selected layer's output agree within the tolerance, the
+ * topology and FLOPs equal the original's, and latency is measured for both models
+ * interleaved in one run (median of many).
+ */
+export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
+  const tolerance = opts.tolerance ?? 1e-4;
+  const failures: string[] = [];
+  const differences = compareTopology(opts.original, opts.fused);
+  if (differences.length) failures.push(`topology differs: ${differences.join('; ')}`);
+  const flops = { original: countFlops(opts.original).total, fused: countFlops(opts.fused).total };
+  if (flops.original !== flops.fused)
+    failures.push(`FLOPs differ: ${flops.original} vs ${flops.fused}`);
+
+  const denoised = buildDenoisedModel(opts.original, opts.plan, opts.denoisers);
+  const layerNames = opts.plan.layers.map((p) => p.layer.name);
+  const refNames = layerNames.map((l) => denoised.layerOutputs.get(l)!);
+  const fusedNames = opts.plan.layers.map((p) => p.layer.output);
+  const outNames = opts.original.graph.outputs.map((o) => o.name);
+  const ref = await Session.create(withExtraOutputs(denoised.model, refNames), {
+    threads: opts.threads,
+    source: 'denoised',
+  });
+  const fus = await Session.create(withExtraOutputs(opts.fused, fusedNames), {
+    threads: opts.threads,
+    source: 'fused',
+  });
+  const r = await ref.run(opts.inputs);
+  const f = await fus.run(opts.inputs);
+  await ref.release();
+  await fus.release();
+  const outputs = outNames.map((n) => compare(n, r[n]!, f[n]!));
+  const layers = layerNames.map((l, i) => compare(l, r[refNames[i]!]!, f[fusedNames[i]!]!));
+  for (const e of [...outputs, ...layers]) {
+    if (!(e.maxRel <= tolerance))
+      failures.push(`${e.name}: relative error ${e.maxRel.toExponential(2)} > ${tolerance}`);
+  }
+
+  const latency: LatencyStat[] = [];
+  if (opts.makeInputs) {
+    for (const batch of opts.latencyBatches ?? [1, 64]) {
+      latency.push(
+        await measureLatency(
+          opts.original,
+          opts.fused,
+          opts.makeInputs(batch),
+          batch,
+          opts.latencyRuns ?? 30,
+          opts.threads,
+        ),
+      );
+    }
+  }
+  return {
+    ok: failures.length === 0,
+    tolerance,
+    topology: { identical: differences.length === 0, differences },
+    flops,
+    outputs,
+    layers,
+    latency,
+    failures,
+  };
+}
+
+/**
+ * Median latency of two models on the same inputs, runs interleaved (a, b, a, b, ...) so
+ * that drift in machine load affects both alike. A few warm-up runs are discarded.
+ */
+export async function measureLatency(
+  a: Model,
+  b: Model,
+  inputs: Record<string, Tensor>,
+  batch: number,
+  runs: number,
+  threads?: number,
+): Promise<LatencyStat> {
+  const sa = await Session.create(a, { threads, source: 'original' });
+  const sb = await Session.create(b, { threads, source: 'fused' });
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let i = 0; i < runs + 3; i++) {
+    for (const [s, times] of [
+      [sa, ta],
+      [sb, tb],
+    ] as const) {
+      const t0 = performance.now();
+      await s.run(inputs);
+      if (i >= 3) times.push(performance.now() - t0);
+    }
+  }
+  await sa.release();
+  await sb.release();
+  const med = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1]!;
+  const originalMs = med(ta);
+  const fusedMs = med(tb);
+  return { batch, originalMs, fusedMs, ratio: fusedMs / originalMs };
+}

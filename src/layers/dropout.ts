@@ -1,0 +1,16 @@
+import type { Value } from '../onnx/builder.js';
+import type { LayerContext } from './context.js';
+
+/**
+ * Inverted dropout. In training mode the keep-mask is a graph input (`mask::<scope>`,
+ * same shape as `x` with the batch symbolic) that the trainer fills from the seeded Rng,
+ * so runs repeat exactly; in evaluation mode, or with p = 0, it is the identity.
+ */
+export function dropout(ctx: LayerContext, x: Value, name: string, p: number): Value {
+  if (ctx.mode === 'eval' || p <= 0) return x;
+  const { b } = ctx;
+  const maskName = b.uniqueName(`mask::${b.qualify(name)}`);
+  const mask = b.input(maskName, x.dtype, x.shape!);
+  ctx.dropoutMasks.set(maskName, { keep: 1 - p, value: mask });
+  return b.mul(x, mask);
+}

@@ -1,0 +1,5 @@
+export * from './head.js';
+export * from './registry.js';
+export * from './resnet.js';
+export * from './types.js';
+export * from './vit.js';

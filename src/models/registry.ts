@@ -1,0 +1,183 @@
+import { UsageError } from '../errors.js';
+import { layerContext } from '../layers/context.js';
+import { GraphBuilder } from '../onnx/builder.js';
+import { resnet } from './resnet.js';
+import {
+  type BackboneGraph,
+  FEATURE_NAME,
+  INPUT_NAME,
+  LOGITS_NAME,
+  type ModelDef,
+} from './types.js';
+import { vit } from './vit.js';
+
+export interface PresetOptions {
+  numClasses?: number;
+  bnneck?: boolean;
+  dropout?: number;
+}
+
+type Preset = (o: PresetOptions) => ModelDef;
+
+/** Model presets by name, like timm's registered variants. */
+const PRESETS: Record<string, Preset> = {
+  'vit-tiny-fmnist': (o) =>
+    vit(
+      {
+        imageSize: 28,
+        channels: 1,
+        patch: 4,
+        dim: 128,
+        depth: 6,
+        heads: 4,
+        mlpRatio: 2,
+        numClasses: o.numClasses ?? 10,
+        dropout: o.dropout ?? 0,
+        eps: 1e-6,
+        bnneck: o.bnneck ?? false,
+      },
+      'vit-tiny-fmnist',
+    ),
+  'vit-micro': (o) =>
+    vit(
+      {
+        imageSize: 8,
+        channels: 1,
+        patch: 4,
+        dim: 16,
+        depth: 2,
+        heads: 2,
+        mlpRatio: 2,
+        numClasses: o.numClasses ?? 3,
+        dropout: o.dropout ?? 0,
+        eps: 1e-6,
+        bnneck: o.bnneck ?? false,
+      },
+      'vit-micro',
+    ),
+  'vit-s16': (o) =>
+    vit(
+      {
+        imageSize: 224,
+        channels: 3,
+        patch: 16,
+        dim: 384,
+        depth: 12,
+        heads: 6,
+        mlpRatio: 4,
+        numClasses: o.numClasses ?? 1000,
+        dropout: o.dropout ?? 0,
+        eps: 1e-6,
+        bnneck: o.bnneck ?? false,
+      },
+      'vit-s16',
+    ),
+  'vit-b16': (o) =>
+    vit(
+      {
+        imageSize: 224,
+        channels: 3,
+        patch: 16,
+        dim: 768,
+        depth: 12,
+        heads: 12,
+        mlpRatio: 4,
+        numClasses: o.numClasses ?? 1000,
+        dropout: o.dropout ?? 0,
+        eps: 1e-6,
+        bnneck: o.bnneck ?? false,
+      },
+      'vit-b16',
+    ),
+  'resnet-tiny-fmnist': (o) =>
+    resnet(
+      {
+        block: 'basic',
+        layers: [1, 1, 1],
+        widths: [32, 64, 128],
+        channels: 1,
+        imageSize: 28,
+        numClasses: o.numClasses ?? 10,
+        stem: 'small',
+        bnneck: o.bnneck ?? false,
+      },
+      'resnet-tiny-fmnist',
+    ),
+  'resnet-micro': (o) =>
+    resnet(
+      {
+        block: 'basic',
+        layers: [1, 1],
+        widths: [4, 8],
+        channels: 1,
+        imageSize: 8,
+        numClasses: o.numClasses ?? 3,
+        stem: 'small',
+        bnneck: o.bnneck ?? false,
+      },
+      'resnet-micro',
+    ),
+  resnet18: (o) =>
+    resnet(
+      {
+        block: 'basic',
+        layers: [2, 2, 2, 2],
+        widths: [64, 128, 256, 512],
+        channels: 3,
+        imageSize: 224,
+        numClasses: o.numClasses ?? 1000,
+        stem: 'imagenet',
+        bnneck: o.bnneck ?? false,
+      },
+      'resnet18',
+    ),
+  resnet50: (o) =>
+    resnet(
+      {
+        block: 'bottleneck',
+        layers: [3, 4, 6, 3],
+        widths: [64, 128, 256, 512],
+        channels: 3,
+        imageSize: 224,
+        numClasses: o.numClasses ?? 1000,
+        stem: 'imagenet',
+        bnneck: o.bnneck ?? false,
+      },
+      'resnet50',
+    ),
+};
+
+/** Names of every preset. */
+export function presetNames(): string[] {
+  return Object.keys(PRESETS);
+}
+
+/**
+ * A model definition by preset name.
+ * @example
+ * const def = getPreset('vit-tiny-fmnist');
+ */
+export function getPreset(name: string, opts: PresetOptions = {}): ModelDef {
+  const p = PRESETS[name];
+  if (!p)
+    throw new UsageError(`unknown model preset '${name}' (presets: ${presetNames().join(', ')})`);
+  return p(opts);
+}
+
+/**
+ * Builds a backbone's graph for training or evaluation. The evaluation graph has the
+ * outputs `logits` and `feature`; a training graph leaves outputs to the caller, which
+ * adds its loss on the same builder. Parameter values depend only on `seed` and the
+ * parameter name, so both modes start from identical weights.
+ */
+export function buildBackbone(def: ModelDef, mode: 'train' | 'eval', seed = 0): BackboneGraph {
+  const b = new GraphBuilder({ name: def.name, seed });
+  const ctx = layerContext(b, mode);
+  const input = b.input(INPUT_NAME, 'float32', ['N', ...def.inputShape]);
+  const { logits, feature, preNeckFeature } = def.build(ctx, input);
+  if (mode === 'eval') {
+    b.output(logits, LOGITS_NAME);
+    b.output(feature, FEATURE_NAME);
+  }
+  return { b, ctx, input, logits, feature, preNeckFeature };
+}

@@ -1,0 +1,4 @@
+// Registers every shape rule (side-effect imports).
+import './elementwise.js';
+import './nn.js';
+import './tensor.js';
