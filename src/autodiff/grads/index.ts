@@ -1,10 +1,16 @@
 // The gradient rule table: one import per op file. Keep each section sorted.
 import type { GradRule } from '../types.js';
 import { addGrad } from './Add_grad.js';
+import { averagePoolGrad } from './AveragePool_grad.js';
+import { batchNormalizationGrad } from './BatchNormalization_grad.js';
+import { convGrad } from './Conv_grad.js';
 import { divGrad } from './Div_grad.js';
 import { gemmGrad } from './Gemm_grad.js';
+import { globalAveragePoolGrad } from './GlobalAveragePool_grad.js';
 import { identityGrad } from './Identity_grad.js';
+import { layerNormalizationGrad } from './LayerNormalization_grad.js';
 import { matMulGrad } from './MatMul_grad.js';
+import { maxPoolGrad } from './MaxPool_grad.js';
 import { mulGrad } from './Mul_grad.js';
 import { reduceMeanGrad } from './ReduceMean_grad.js';
 import { reluGrad } from './Relu_grad.js';
@@ -24,6 +30,12 @@ export const ALL_GRAD_RULES: readonly GradRule[] = [
   // elementwise and activations (helper A)
   // shape and indexing (helper B)
   // normalisation, convolution and pooling (helper C)
+  averagePoolGrad,
+  batchNormalizationGrad,
+  convGrad,
+  globalAveragePoolGrad,
+  layerNormalizationGrad,
+  maxPoolGrad,
 ];
 
 /**
