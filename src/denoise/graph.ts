@@ -4,6 +4,9 @@ import { cloneGraph, type Model, onnxOpset, topoSort } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 
+/** The paper's noise-prediction loss (L1 + MSE), or MSE alone (the closed form's objective). */
+export type DenoiseLossKind = 'l1+mse' | 'mse';
+
 /** Denoiser parameter values as graph values of one builder. */
 interface DenoiserValues {
   w: Value;
@@ -67,8 +70,11 @@ export function addDenoiserParams(
 export function predictNoise(b: GraphBuilder, x: Value, p: DenoiserPlan, d: DenoiserValues): Value {
   if (p.side === 'input') {
     const h = d.embed ? b.add(x, d.embed) : x;
-    const y = b.matmul(h, b.transpose(d.w, [1, 0]));
-    return d.bias ? b.add(y, d.bias) : y;
+    // One Gemm (weight as [out, in] with transB, bias fused) over all positions.
+    const r = h.shape?.length ?? 2;
+    if (r === 2) return b.gemm(h, d.w, d.bias, { transB: 1 });
+    const y = b.gemm(b.reshape(h, [-1, p.dim]), d.w, d.bias, { transB: 1 });
+    return b.op1('Reshape', [y, b.op1('Shape', [h])]);
   }
   const rank = x.shape?.length ?? 4;
   const kernel = [p.dim, p.dim, ...Array(rank - 2).fill(1)];
@@ -101,6 +107,7 @@ export function addDenoiseLosses(
   plan: ConversionPlan,
   params: Map<string, DenoiserValues>,
   noiseSeed: number,
+  loss: DenoiseLossKind = 'l1+mse',
 ): { total: Value; perLayer: Value[] } {
   const perLayer: Value[] = [];
   plan.layers.forEach((p, i) => {
@@ -108,12 +115,9 @@ export function addDenoiseLosses(
     const noise = b.op1('RandomNormalLike', [x], { seed: noiseSeed * 1000 + i, dtype: 1 });
     const xt = b.add(b.mul(x, b.scalar(p.coeffs.s1)), b.mul(noise, b.scalar(p.coeffs.s2)));
     const diff = b.sub(noise, predictNoise(b, xt, p, params.get(p.layer.name)!));
-    perLayer.push(
-      b.output(
-        b.add(b.mean(b.abs(diff)), b.mean(b.mul(diff, diff))),
-        `denoise_loss::${p.layer.name}`,
-      ),
-    );
+    const mse = b.mean(b.mul(diff, diff));
+    const l = loss === 'mse' ? mse : b.add(b.mean(b.abs(diff)), mse);
+    perLayer.push(b.output(l, `denoise_loss::${p.layer.name}`));
   });
   b.graph.outputs = b.graph.outputs.filter((o) => !o.name.startsWith('denoise_loss::'));
   const total = perLayer.length === 1 ? perLayer[0]! : b.op1('Sum', perLayer);
