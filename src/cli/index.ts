@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { DenoiseRepError, exitCodeFor } from '../errors.js';
+import { fitCommand } from './fit.js';
 import { inspectCommand } from './inspect.js';
 
 /** Builds the `denoiserep` command line. */
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   inspectCommand(program);
+  fitCommand(program);
   return program;
 }
 

@@ -1,0 +1,367 @@
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { ImageDataset } from '../data/dataset.js';
+import { loadImageDir } from '../data/image-folder.js';
+import { normalize } from '../data/transforms.js';
+import { diagnoseFusion, spectraSvg } from '../denoise/diagnostics.js';
+import {
+  collectMoments,
+  fitClosedForm,
+  mergeMoments,
+  readMoments,
+  writeMoments,
+} from '../denoise/fit.js';
+import { fuseModel } from '../denoise/fuse.js';
+import { type ConversionPlan, initDenoisers, planConversion } from '../denoise/plan.js';
+import type { TimestepMode } from '../denoise/schedule.js';
+import { type Preprocess, trainLabelFree } from '../denoise/train.js';
+import { verifyFusion } from '../denoise/verify.js';
+import { DataError, UsageError } from '../errors.js';
+import type { Model } from '../onnx/ir.js';
+import { writeModel } from '../onnx/serialize.js';
+import { float32, type Tensor } from '../onnx/tensor.js';
+import { Rng } from '../train/rng.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
+import {
+  emit,
+  parseFloatArg,
+  parseIntArg,
+  parseListArg,
+  parseShard,
+  withCommon,
+} from './common.js';
+import { loadModelArg } from './load-model.js';
+import { startProgress } from './progress.js';
+
+interface FitOptions {
+  images?: string;
+  out?: string;
+  size?: number[];
+  channels?: number;
+  mean?: number[];
+  std?: number[];
+  layers: string;
+  timesteps: string;
+  mode: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  ridge: number;
+  shard?: string;
+  statsOut?: string;
+  fromStats?: string;
+  report?: string;
+  skipCorrupt: boolean;
+  tolerance: number;
+  json: boolean;
+  seed: number;
+  threads: number;
+}
+
+/** The model's image input: name and [C, H, W] where static. */
+function imageInput(model: Model, source: string): { name: string; dims: (number | null)[] } {
+  const inputs = model.graph.inputs;
+  if (inputs.length !== 1) {
+    throw new UsageError(
+      `${source} has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); fit needs a model with one NCHW image input`,
+    );
+  }
+  const inp = inputs[0]!;
+  if (inp.dtype !== 'float32' || !inp.shape || inp.shape.length !== 4) {
+    throw new UsageError(
+      `${source}: input '${inp.name}' is ${inp.dtype}[${inp.shape ?? '?'}], fit needs float32 [N, C, H, W]`,
+    );
+  }
+  return {
+    name: inp.name,
+    dims: inp.shape.slice(1).map((d) => (typeof d === 'number' ? d : null)),
+  };
+}
+
+function resolveSize(
+  o: FitOptions,
+  dims: (number | null)[],
+  source: string,
+): { c: 1 | 3; h: number; w: number } {
+  const c = o.channels ?? dims[0] ?? 3;
+  if (c !== 1 && c !== 3) throw new UsageError(`--channels must be 1 or 3, got ${c}`);
+  if (dims[0] !== null && dims[0] !== c)
+    throw new UsageError(
+      `--channels ${c} does not match ${source}'s input with ${dims[0]} channels`,
+    );
+  const size = o.size ?? [];
+  const h = size[0] ?? dims[1];
+  const w = size[1] ?? size[0] ?? dims[2];
+  if (!h || !w) throw new UsageError(`${source} has a dynamic image size: give --size H,W`);
+  if ((dims[1] !== null && dims[1] !== h) || (dims[2] !== null && dims[2] !== w)) {
+    throw new UsageError(`--size ${h},${w} does not match ${source}'s input ${dims[1]}x${dims[2]}`);
+  }
+  return { c, h, w };
+}
+
+function makePreprocess(c: number, mean?: number[], std?: number[]): Preprocess | undefined {
+  if (!mean && !std) return undefined;
+  const m = mean ?? Array(c).fill(0);
+  const s = std ?? Array(c).fill(1);
+  const expand = (v: number[], flag: string) => {
+    if (v.length === 1) return Array(c).fill(v[0]);
+    if (v.length !== c) throw new UsageError(`${flag} has ${v.length} values for ${c} channels`);
+    return v;
+  };
+  const t = normalize(expand(m, '--mean'), expand(s, '--std'));
+  const rng = new Rng(0);
+  return (x, n) => t(x, { n, c, h: x.length / n / c, w: 1 }, rng);
+}
+
+/** Batches of model feeds over a data set (optionally every `count`-th image from `index`). */
+function* batches(
+  ds: ImageDataset,
+  inputName: string,
+  batchSize: number,
+  prep?: Preprocess,
+  shard?: { index: number; count: number },
+) {
+  const idx: number[] = [];
+  for (let i = 0; i < ds.size; i++) if (!shard || i % shard.count === shard.index) idx.push(i);
+  const per = ds.channels * ds.height * ds.width;
+  for (let s = 0; s < idx.length; s += batchSize) {
+    const part = idx.slice(s, s + batchSize);
+    const x = new Float32Array(part.length * per);
+    part.forEach((j, k) => x.set(ds.images.subarray(j * per, (j + 1) * per), k * per));
+    const v = prep ? prep(x, part.length) : x;
+    yield { [inputName]: float32([part.length, ds.channels, ds.height, ds.width], v) } as Record<
+      string,
+      Tensor
+    >;
+  }
+}
+
+function samePath(a: string, b: string): boolean {
+  try {
+    return existsSync(b) && realpathSync(a) === realpathSync(b);
+  } catch {
+    return resolve(a) === resolve(b);
+  }
+}
+
+/** `denoiserep fit`: label-free DenoiseRep on any ONNX model and a folder of images. */
+export function fitCommand(program: Command): void {
+  withCommon(
+    program
+      .command('fit')
+      .description(
+        'label-free DenoiseRep on an ONNX model with a folder of unlabeled images; writes a fused model of identical topology',
+      )
+      .argument('<model>', 'ONNX model (NCHW float input, opset 13-17, dynamic batch allowed)')
+      .option('--images <dir>', 'folder of unlabeled .png/.jpg images')
+      .option('--out <file>', 'fused model to write (never the input file)')
+      .option('--size <h,w>', 'input size (default: the model input size)', parseListArg('--size'))
+      .option(
+        '--channels <n>',
+        'image channels, 1 or 3 (default: from the model)',
+        parseIntArg('--channels', 1),
+      )
+      .option(
+        '--mean <m>',
+        'per-channel mean subtracted after scaling pixels to [0,1]',
+        parseListArg('--mean'),
+      )
+      .option('--std <s>', 'per-channel std divided after the mean', parseListArg('--std'))
+      .option('--layers <filter>', 'layers: all, mlp, linear, conv, or globs', 'all')
+      .option('--timesteps <mode>', 'paper (N..1) or public-code', 'paper')
+      .option(
+        '--mode <mode>',
+        "closed-form (default) or sgd (the paper's L1+MSE training)",
+        'closed-form',
+      )
+      .option('--epochs <n>', 'sgd mode: epochs', parseIntArg('--epochs', 1), 5)
+      .option('--batch-size <n>', 'images per batch', parseIntArg('--batch-size', 1), 32)
+      .option('--lr <x>', 'sgd mode: AdamW learning rate', parseFloatArg('--lr'), 1e-3)
+      .option(
+        '--ridge <x>',
+        'closed form: extra ridge on the diagonal',
+        parseFloatArg('--ridge'),
+        0,
+      )
+      .option(
+        '--shard <i/n>',
+        'closed form: use every n-th image from i and write statistics (--stats-out) instead of a model',
+      )
+      .option('--stats-out <file>', 'where --shard writes its statistics')
+      .option(
+        '--from-stats <files>',
+        'closed form: fit from comma-separated statistics files (summed) instead of images',
+      )
+      .option(
+        '--report <file>',
+        'write per-layer diagnostics as JSON (and an SVG of the spectra beside it)',
+      )
+      .option('--skip-corrupt', 'skip images that fail to decode (and count them)', false)
+      .option(
+        '--tolerance <x>',
+        'verification tolerance (relative)',
+        parseFloatArg('--tolerance'),
+        1e-4,
+      ),
+  ).action(async (arg: string, o: FitOptions) => {
+    const { model, source } = await loadModelArg(arg, o.seed);
+    if (o.mode !== 'closed-form' && o.mode !== 'sgd')
+      throw new UsageError(`--mode must be closed-form or sgd, got '${o.mode}'`);
+    const plan: ConversionPlan = planConversion(model.graph, {
+      filter: o.layers,
+      timesteps: o.timesteps as TimestepMode,
+      source,
+    });
+    const input = imageInput(model, source);
+    const shard = o.shard ? parseShard(o.shard) : undefined;
+    if (shard && !o.statsOut) throw new UsageError('--shard needs --stats-out <file>');
+    if (!shard && !o.out) throw new UsageError('--out <file> is required');
+    if (o.out && samePath(arg, o.out))
+      throw new UsageError(`--out ${o.out} is the input model; refusing to overwrite it`);
+    if (o.fromStats && o.mode !== 'closed-form')
+      throw new UsageError('--from-stats works with --mode closed-form only');
+
+    let data: ImageDataset | undefined;
+    let skipped = 0;
+    let prep: Preprocess | undefined;
+    if (!o.fromStats) {
+      if (!o.images) throw new UsageError('--images <dir> is required (or --from-stats)');
+      const { c, h, w } = resolveSize(o, input.dims, source);
+      const loaded = await loadImageDir(o.images, {
+        size: [h, w],
+        channels: c,
+        skipCorrupt: o.skipCorrupt,
+      });
+      data = loaded.dataset;
+      skipped = loaded.skipped;
+      prep = makePreprocess(c, o.mean, o.std);
+    }
+
+    let values: Map<string, Tensor>;
+    let fitReport: unknown;
+    if (o.mode === 'closed-form') {
+      let stats: Awaited<ReturnType<typeof collectMoments>>;
+      if (o.fromStats) {
+        const files = o.fromStats.split(',').map((s) => s.trim());
+        stats = mergeMoments(files.map((f) => ({ source: f, ...readMoments(f) })));
+        for (const p of plan.layers) {
+          if (!stats.has(p.layer.name))
+            throw new DataError(
+              `statistics files lack layer '${p.layer.name}' (same model and --layers?)`,
+            );
+        }
+      } else {
+        const bar = startProgress('statistics', data!.size, o.json);
+        let done = 0;
+        stats = await collectMoments(
+          model,
+          plan,
+          batches(data!, input.name, o.batchSize, prep, shard),
+          {
+            session: { threads: o.threads, source },
+            onBatch: (n) => bar.update((done += n)),
+          },
+        );
+        bar.stop();
+      }
+      if (shard) {
+        writeMoments(o.statsOut!, plan, stats, { model: source, shard: o.shard });
+        emit(
+          o.json,
+          { statsOut: o.statsOut, shard: o.shard, images: [...stats.values()][0]?.count, skipped },
+          () => `wrote statistics of shard ${o.shard} to ${o.statsOut}`,
+        );
+        return;
+      }
+      const fit = fitClosedForm(plan, stats, { ridge: o.ridge });
+      values = fit.values;
+      fitReport = fit.report;
+      for (const r of fit.report) {
+        const dim = plan.layers.find((p) => p.layer.name === r.layer)!.dim;
+        if (r.samples < 4 * dim) {
+          process.stderr.write(
+            `denoiserep: layer '${r.layer}': only ${r.samples} feature vectors for ${dim} dimensions; unseen directions will be shrunk (use more images)\n`,
+          );
+        }
+        if (r.regularised)
+          process.stderr.write(
+            `denoiserep: layer '${r.layer}': covariance is singular; regularised with diagonal jitter ${r.jitter.toExponential(2)}\n`,
+          );
+      }
+    } else {
+      const res = await trainLabelFree({
+        model,
+        plan,
+        init: initDenoisers(plan, o.seed),
+        data: data!,
+        preprocess: prep,
+        config: {
+          epochs: o.epochs,
+          batchSize: o.batchSize,
+          lr: o.lr,
+          seed: o.seed,
+          threads: o.threads,
+        },
+      });
+      values = res.values;
+      fitReport = res.history;
+    }
+
+    const fused = fuseModel(model, plan, values);
+    let verification: unknown;
+    if (data) {
+      const first = batches(data, input.name, Math.min(o.batchSize, data.size), prep).next().value!;
+      const v = await verifyFusion({
+        original: model,
+        fused,
+        plan,
+        denoisers: values,
+        inputs: first,
+        tolerance: o.tolerance,
+        threads: o.threads,
+        latencyBatches: [],
+      });
+      verification = {
+        ok: v.ok,
+        topologyIdentical: v.topology.identical,
+        maxRelOutput: Math.max(...v.outputs.map((e) => e.maxRel)),
+        maxRelLayer: Math.max(...v.layers.map((e) => e.maxRel)),
+      };
+      if (!v.ok) throw new DataError(`fused model failed verification: ${v.failures.join('; ')}`);
+    }
+    mkdirSync(dirname(resolve(o.out!)), { recursive: true });
+    writeModel(o.out!, fused);
+    const layers = diagnoseFusion({ plan, original: model, fused, denoisers: values });
+    if (o.report) {
+      writeJsonAtomic(o.report, {
+        model: source,
+        mode: o.mode,
+        layers,
+        fit: fitReport,
+        verification,
+        skipped,
+      });
+      writeFileAtomic(o.report.replace(/\.json$/, '') + '.svg', spectraSvg(layers));
+    }
+    const result = {
+      model: source,
+      out: o.out,
+      mode: o.mode,
+      layers: plan.layers.length,
+      images: data?.size,
+      skipped,
+      verification,
+    };
+    emit(o.json, result, () =>
+      [
+        `fitted ${plan.layers.length} layers of ${source} (${o.mode}${data ? `, ${data.size} images` : ''}${skipped ? `, ${skipped} corrupt skipped` : ''})`,
+        ...layers.map(
+          (l) =>
+            `  t=${String(l.t).padStart(3)} ${l.layer.padEnd(28)} weight change ${l.relativeWeightChange.toExponential(2)}${l.summary ? `  σ ∈ [${l.summary.min.toFixed(5)}, ${l.summary.max.toFixed(5)}]` : ''}`,
+        ),
+        `wrote ${o.out}`,
+      ].join('\n'),
+    );
+  });
+}
