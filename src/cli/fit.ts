@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { ImageDataset } from '../data/dataset.js';
+import { gatherBatch, type ImageDataset } from '../data/dataset.js';
 import { loadImageDir } from '../data/image-folder.js';
 import { normalize } from '../data/transforms.js';
 import { diagnoseFusion, spectraSvg } from '../denoise/diagnostics.js';
@@ -124,11 +124,9 @@ function* batches(
 ) {
   const idx: number[] = [];
   for (let i = 0; i < ds.size; i++) if (!shard || i % shard.count === shard.index) idx.push(i);
-  const per = ds.channels * ds.height * ds.width;
   for (let s = 0; s < idx.length; s += batchSize) {
     const part = idx.slice(s, s + batchSize);
-    const x = new Float32Array(part.length * per);
-    part.forEach((j, k) => x.set(ds.images.subarray(j * per, (j + 1) * per), k * per));
+    const { x } = gatherBatch(ds, part);
     const v = prep ? prep(x, part.length) : x;
     yield { [inputName]: float32([part.length, ds.channels, ds.height, ds.width], v) } as Record<
       string,
