@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { gatherBatch, type ImageDataset } from '../data/dataset.js';
 import { loadImageDir } from '../data/image-folder.js';
 import { normalize } from '../data/transforms.js';
+import { writeDenoisers } from '../denoise/denoiser-file.js';
 import { diagnoseFusion, spectraSvg } from '../denoise/diagnostics.js';
 import {
   collectMoments,
@@ -31,10 +32,12 @@ import {
   parseShard,
   withCommon,
 } from './common.js';
+import { batches, type ImageInputOptions, imageInput, loadInputImages } from './inputs.js';
 import { loadModelArg } from './load-model.js';
+import { samePath } from './paths.js';
 import { startProgress } from './progress.js';
 
-interface FitOptions {
+interface FitOptions extends ImageInputOptions {
   images?: string;
   out?: string;
   size?: number[];
@@ -52,95 +55,12 @@ interface FitOptions {
   statsOut?: string;
   fromStats?: string;
   report?: string;
+  denoisersOut?: string;
   skipCorrupt: boolean;
   tolerance: number;
   json: boolean;
   seed: number;
   threads: number;
-}
-
-/** The model's image input: name and [C, H, W] where static. */
-function imageInput(model: Model, source: string): { name: string; dims: (number | null)[] } {
-  const inputs = model.graph.inputs;
-  if (inputs.length !== 1) {
-    throw new UsageError(
-      `${source} has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); fit needs a model with one NCHW image input`,
-    );
-  }
-  const inp = inputs[0]!;
-  if (inp.dtype !== 'float32' || !inp.shape || inp.shape.length !== 4) {
-    throw new UsageError(
-      `${source}: input '${inp.name}' is ${inp.dtype}[${inp.shape ?? '?'}], fit needs float32 [N, C, H, W]`,
-    );
-  }
-  return {
-    name: inp.name,
-    dims: inp.shape.slice(1).map((d) => (typeof d === 'number' ? d : null)),
-  };
-}
-
-function resolveSize(
-  o: FitOptions,
-  dims: (number | null)[],
-  source: string,
-): { c: 1 | 3; h: number; w: number } {
-  const c = o.channels ?? dims[0] ?? 3;
-  if (c !== 1 && c !== 3) throw new UsageError(`--channels must be 1 or 3, got ${c}`);
-  if (dims[0] !== null && dims[0] !== c)
-    throw new UsageError(
-      `--channels ${c} does not match ${source}'s input with ${dims[0]} channels`,
-    );
-  const size = o.size ?? [];
-  const h = size[0] ?? dims[1];
-  const w = size[1] ?? size[0] ?? dims[2];
-  if (!h || !w) throw new UsageError(`${source} has a dynamic image size: give --size H,W`);
-  if ((dims[1] !== null && dims[1] !== h) || (dims[2] !== null && dims[2] !== w)) {
-    throw new UsageError(`--size ${h},${w} does not match ${source}'s input ${dims[1]}x${dims[2]}`);
-  }
-  return { c, h, w };
-}
-
-function makePreprocess(c: number, mean?: number[], std?: number[]): Preprocess | undefined {
-  if (!mean && !std) return undefined;
-  const m = mean ?? Array(c).fill(0);
-  const s = std ?? Array(c).fill(1);
-  const expand = (v: number[], flag: string) => {
-    if (v.length === 1) return Array(c).fill(v[0]);
-    if (v.length !== c) throw new UsageError(`${flag} has ${v.length} values for ${c} channels`);
-    return v;
-  };
-  const t = normalize(expand(m, '--mean'), expand(s, '--std'));
-  const rng = new Rng(0);
-  return (x, n) => t(x, { n, c, h: x.length / n / c, w: 1 }, rng);
-}
-
-/** Batches of model feeds over a data set (optionally every `count`-th image from `index`). */
-function* batches(
-  ds: ImageDataset,
-  inputName: string,
-  batchSize: number,
-  prep?: Preprocess,
-  shard?: { index: number; count: number },
-) {
-  const idx: number[] = [];
-  for (let i = 0; i < ds.size; i++) if (!shard || i % shard.count === shard.index) idx.push(i);
-  for (let s = 0; s < idx.length; s += batchSize) {
-    const part = idx.slice(s, s + batchSize);
-    const { x } = gatherBatch(ds, part);
-    const v = prep ? prep(x, part.length) : x;
-    yield { [inputName]: float32([part.length, ds.channels, ds.height, ds.width], v) } as Record<
-      string,
-      Tensor
-    >;
-  }
-}
-
-function samePath(a: string, b: string): boolean {
-  try {
-    return existsSync(b) && realpathSync(a) === realpathSync(b);
-  } catch {
-    return resolve(a) === resolve(b);
-  }
 }
 
 /** `denoiserep fit`: label-free DenoiseRep on any ONNX model and a folder of images. */
@@ -154,6 +74,10 @@ export function fitCommand(program: Command): void {
       .argument('<model>', 'ONNX model (NCHW float input, opset 13-17, dynamic batch allowed)')
       .option('--images <dir>', 'folder of unlabeled .png/.jpg images')
       .option('--out <file>', 'fused model to write (never the input file)')
+      .option(
+        '--data <src>',
+        'or Fashion-MNIST training images: embedded, fashion-mnist or an IDX folder',
+      )
       .option('--size <h,w>', 'input size (default: the model input size)', parseListArg('--size'))
       .option(
         '--channels <n>',
@@ -176,6 +100,7 @@ export function fitCommand(program: Command): void {
       .option('--epochs <n>', 'sgd mode: epochs', parseIntArg('--epochs', 1), 5)
       .option('--batch-size <n>', 'images per batch', parseIntArg('--batch-size', 1), 32)
       .option('--lr <x>', 'sgd mode: AdamW learning rate', parseFloatArg('--lr'), 1e-3)
+      .option('--denoisers-out <file>', 'also write the fitted denoisers (for fuse/verify)')
       .option(
         '--ridge <x>',
         'closed form: extra ridge on the diagonal',
@@ -224,16 +149,9 @@ export function fitCommand(program: Command): void {
     let skipped = 0;
     let prep: Preprocess | undefined;
     if (!o.fromStats) {
-      if (!o.images) throw new UsageError('--images <dir> is required (or --from-stats)');
-      const { c, h, w } = resolveSize(o, input.dims, source);
-      const loaded = await loadImageDir(o.images, {
-        size: [h, w],
-        channels: c,
-        skipCorrupt: o.skipCorrupt,
-      });
-      data = loaded.dataset;
-      skipped = loaded.skipped;
-      prep = makePreprocess(c, o.mean, o.std);
+      if (!o.images && !o.data)
+        throw new UsageError('--images <dir> or --data <src> is required (or --from-stats)');
+      ({ data, skipped, prep } = await loadInputImages(model, source, o, 'train'));
     }
 
     let values: Map<string, Tensor>;
@@ -330,6 +248,8 @@ export function fitCommand(program: Command): void {
     }
     mkdirSync(dirname(resolve(o.out!)), { recursive: true });
     writeModel(o.out!, fused);
+    if (o.denoisersOut)
+      writeDenoisers(o.denoisersOut, plan, o.layers, values, { model: source, mode: o.mode });
     const layers = diagnoseFusion({ plan, original: model, fused, denoisers: values });
     if (o.report) {
       writeJsonAtomic(o.report, {

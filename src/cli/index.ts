@@ -1,7 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { DenoiseRepError, exitCodeFor } from '../errors.js';
+import { convertCommand } from './convert.js';
 import { fitCommand } from './fit.js';
+import { fuseCommand } from './fuse.js';
 import { inspectCommand } from './inspect.js';
+import { verifyCommand } from './verify.js';
 
 /** Builds the `denoiserep` command line. */
 export function buildProgram(): Command {
@@ -13,7 +16,10 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   inspectCommand(program);
+  convertCommand(program);
   fitCommand(program);
+  fuseCommand(program);
+  verifyCommand(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.js';
 import { layerContext } from '../layers/context.js';
 import { GraphBuilder } from '../onnx/builder.js';
+import { float32 } from '../onnx/tensor.js';
 import { resnet } from './resnet.js';
 import {
   type BackboneGraph,
@@ -18,6 +19,19 @@ export interface PresetOptions {
 }
 
 type Preset = (o: PresetOptions) => ModelDef;
+
+/** Fashion-MNIST pixel statistics (training set) and ImageNet's. */
+const FMNIST_NORM = { mean: [0.286], std: [0.353] };
+const IMAGENET_NORM = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+/** Input normalisation of each preset (built into its graph); micro presets have none. */
+const PRESET_NORM: Record<string, ModelDef['normalize']> = {
+  'vit-tiny-fmnist': FMNIST_NORM,
+  'resnet-tiny-fmnist': FMNIST_NORM,
+  'vit-s16': IMAGENET_NORM,
+  'vit-b16': IMAGENET_NORM,
+  resnet18: IMAGENET_NORM,
+  resnet50: IMAGENET_NORM,
+};
 
 /** Model presets by name, like timm's registered variants. */
 const PRESETS: Record<string, Preset> = {
@@ -174,7 +188,20 @@ export function buildBackbone(def: ModelDef, mode: 'train' | 'eval', seed = 0): 
   const b = new GraphBuilder({ name: def.name, seed });
   const ctx = layerContext(b, mode);
   const input = b.input(INPUT_NAME, 'float32', ['N', ...def.inputShape]);
-  const { logits, feature, preNeckFeature } = def.build(ctx, input);
+  let x = input;
+  if (def.normalize) {
+    const c = def.inputShape[0];
+    const mean = b.constant(float32([1, c, 1, 1], def.normalize.mean), 'input_mean');
+    const invStd = b.constant(
+      float32(
+        [1, c, 1, 1],
+        def.normalize.std.map((s) => 1 / s),
+      ),
+      'input_inv_std',
+    );
+    x = b.mul(b.sub(input, mean), invStd);
+  }
+  const { logits, feature, preNeckFeature } = def.build(ctx, x);
   if (mode === 'eval') {
     b.output(logits, LOGITS_NAME);
     b.output(feature, FEATURE_NAME);

@@ -34,4 +34,9 @@ export interface ModelDef {
   build(ctx: LayerContext, input: Value): { logits: Value; feature: Value; preNeckFeature: Value };
   /** Architecture settings, for logs and checkpoints. */
   config: Record<string, unknown>;
+  /**
+   * Per-channel input normalisation built into the graph, (x − mean) / std, so that the
+   * model (and its ONNX export) takes pixels scaled to [0, 1].
+   */
+  normalize?: { mean: number[]; std: number[] };
 }

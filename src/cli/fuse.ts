@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import { readDenoisers } from '../denoise/denoiser-file.js';
+import { fuseModel } from '../denoise/fuse.js';
+import { UsageError } from '../errors.js';
+import { writeModel } from '../onnx/serialize.js';
+import { Rng } from '../train/rng.js';
+import { emit, withCommon } from './common.js';
+import { loadModelArg } from './load-model.js';
+import { samePath } from './paths.js';
+
+/** `denoiserep fuse`: trained denoisers into the original model's weights. */
+export function fuseCommand(program: Command): void {
+  withCommon(
+    program
+      .command('fuse')
+      .description('fuse trained denoisers into the weights: same graph, same FLOPs, new weights')
+      .argument('<model>', 'the original ONNX model')
+      .requiredOption('--denoisers <file>', 'denoiser safetensors (from convert/fit/finetune)')
+      .requiredOption('--out <file>', 'fused model to write')
+      .option(
+        '--stochastic',
+        'add the DDPM step noise c2·W z to the biases (seeded by --seed); off by default',
+        false,
+      ),
+  ).action(
+    async (
+      arg: string,
+      o: { denoisers: string; out: string; stochastic: boolean; json: boolean; seed: number },
+    ) => {
+      const { model, source } = await loadModelArg(arg, o.seed);
+      if (samePath(arg, o.out))
+        throw new UsageError(`--out ${o.out} is the input model; refusing to overwrite it`);
+      const { plan, values } = readDenoisers(o.denoisers, model.graph, source);
+      const fused = fuseModel(
+        model,
+        plan,
+        values,
+        o.stochastic ? { stochastic: new Rng(o.seed) } : {},
+      );
+      writeModel(o.out, fused);
+      emit(
+        o.json,
+        { model: source, out: o.out, layers: plan.layers.length, stochastic: o.stochastic },
+        () => `fused ${plan.layers.length} layers into ${o.out}`,
+      );
+    },
+  );
+}

@@ -1,0 +1,132 @@
+import { gatherBatch, type ImageDataset } from '../data/dataset.js';
+import { FMNIST_DEFAULT_PATH, loadFashionMnist } from '../data/fashion-mnist.js';
+import { loadImageDir } from '../data/image-folder.js';
+import { normalize } from '../data/transforms.js';
+import type { Preprocess } from '../denoise/train.js';
+import { UsageError } from '../errors.js';
+import type { Model } from '../onnx/ir.js';
+import { float32, type Tensor } from '../onnx/tensor.js';
+import { Rng } from '../train/rng.js';
+
+/** Options shared by commands that feed images to a user's model. */
+export interface ImageInputOptions {
+  images?: string;
+  data?: string;
+  size?: number[];
+  channels?: number;
+  mean?: number[];
+  std?: number[];
+  skipCorrupt?: boolean;
+}
+
+/** The model's image input: name and [C, H, W] where static. */
+export function imageInput(
+  model: Model,
+  source: string,
+): { name: string; dims: (number | null)[] } {
+  const inputs = model.graph.inputs;
+  if (inputs.length !== 1) {
+    throw new UsageError(
+      `${source} has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); fit needs a model with one NCHW image input`,
+    );
+  }
+  const inp = inputs[0]!;
+  if (inp.dtype !== 'float32' || !inp.shape || inp.shape.length !== 4) {
+    throw new UsageError(
+      `${source}: input '${inp.name}' is ${inp.dtype}[${inp.shape ?? '?'}], fit needs float32 [N, C, H, W]`,
+    );
+  }
+  return {
+    name: inp.name,
+    dims: inp.shape.slice(1).map((d) => (typeof d === 'number' ? d : null)),
+  };
+}
+
+export function resolveSize(
+  o: ImageInputOptions,
+  dims: (number | null)[],
+  source: string,
+): { c: 1 | 3; h: number; w: number } {
+  const c = o.channels ?? dims[0] ?? 3;
+  if (c !== 1 && c !== 3) throw new UsageError(`--channels must be 1 or 3, got ${c}`);
+  if (dims[0] !== null && dims[0] !== c)
+    throw new UsageError(
+      `--channels ${c} does not match ${source}'s input with ${dims[0]} channels`,
+    );
+  const size = o.size ?? [];
+  const h = size[0] ?? dims[1];
+  const w = size[1] ?? size[0] ?? dims[2];
+  if (!h || !w) throw new UsageError(`${source} has a dynamic image size: give --size H,W`);
+  if ((dims[1] !== null && dims[1] !== h) || (dims[2] !== null && dims[2] !== w)) {
+    throw new UsageError(`--size ${h},${w} does not match ${source}'s input ${dims[1]}x${dims[2]}`);
+  }
+  return { c, h, w };
+}
+
+export function makePreprocess(c: number, mean?: number[], std?: number[]): Preprocess | undefined {
+  if (!mean && !std) return undefined;
+  const m = mean ?? Array(c).fill(0);
+  const s = std ?? Array(c).fill(1);
+  const expand = (v: number[], flag: string) => {
+    if (v.length === 1) return Array(c).fill(v[0]);
+    if (v.length !== c) throw new UsageError(`${flag} has ${v.length} values for ${c} channels`);
+    return v;
+  };
+  const t = normalize(expand(m, '--mean'), expand(s, '--std'));
+  const rng = new Rng(0);
+  return (x, n) => t(x, { n, c, h: x.length / n / c, w: 1 }, rng);
+}
+
+/** Batches of model feeds over a data set (optionally every `count`-th image from `index`). */
+export function* batches(
+  ds: ImageDataset,
+  inputName: string,
+  batchSize: number,
+  prep?: Preprocess,
+  shard?: { index: number; count: number },
+) {
+  const idx: number[] = [];
+  for (let i = 0; i < ds.size; i++) if (!shard || i % shard.count === shard.index) idx.push(i);
+  for (let s = 0; s < idx.length; s += batchSize) {
+    const part = idx.slice(s, s + batchSize);
+    const { x } = gatherBatch(ds, part);
+    const v = prep ? prep(x, part.length) : x;
+    yield { [inputName]: float32([part.length, ds.channels, ds.height, ds.width], v) } as Record<
+      string,
+      Tensor
+    >;
+  }
+}
+
+/**
+ * The images a command feeds to a model: a folder (`--images`, decoded to the model's
+ * input size, normalised by `--mean`/`--std`) or Fashion-MNIST (`--data embedded`,
+ * `fashion-mnist` or an IDX folder; test split, pixels in [0, 1]).
+ */
+export async function loadInputImages(
+  model: Model,
+  source: string,
+  o: ImageInputOptions,
+  split: 'train' | 'test' = 'test',
+): Promise<{ data: ImageDataset; skipped: number; prep?: Preprocess; inputName: string }> {
+  const input = imageInput(model, source);
+  const { c, h, w } = resolveSize(o, input.dims, source);
+  const prep = makePreprocess(c, o.mean, o.std);
+  if (o.images) {
+    const loaded = await loadImageDir(o.images, {
+      size: [h, w],
+      channels: c,
+      skipCorrupt: o.skipCorrupt,
+    });
+    return { data: loaded.dataset, skipped: loaded.skipped, prep, inputName: input.name };
+  }
+  if (!o.data) throw new UsageError('give --images <dir> or --data <embedded|fashion-mnist|dir>');
+  const dir = o.data === 'fashion-mnist' ? FMNIST_DEFAULT_PATH : o.data;
+  const data = await loadFashionMnist(dir === 'embedded' ? 'embedded' : dir, split);
+  if (data.channels !== c || data.height !== h || data.width !== w) {
+    throw new UsageError(
+      `--data ${o.data} has ${data.channels}x${data.height}x${data.width} images, ${source} takes ${c}x${h}x${w}`,
+    );
+  }
+  return { data, skipped: 0, prep, inputName: input.name };
+}
