@@ -79,9 +79,7 @@ export class Session {
     try {
       inner = await ort.InferenceSession.create(bytes, {
         intraOpNumThreads: opts.threads ?? availableParallelism(),
-        interOpNumThreads: 1,
         graphOptimizationLevel: opts.optimization ?? 'all',
-        executionMode: 'sequential',
       });
     } catch (err) {
       throw new ModelError(`${source}: onnxruntime cannot load the model: ${errText(err)}`, {
