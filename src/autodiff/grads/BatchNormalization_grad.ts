@@ -14,7 +14,8 @@ interface BatchNormAttrs {
  * Training mode (training_mode = 1): μ and σ² are the batch mean and biased variance of
  * x, so they depend on x. With g = dy:
  *   dB = Σ g,  dscale = Σ g·x̂,
- *   dx = scale / √(σ² + ε) · (g − (Σ g + x̂ · Σ g·x̂) / m).
+ *   dx = scale / √(σ² + ε) · (g − (Σ g + x̂ · Σ g·x̂) / m),
+ * written with x − μ in place of x̂ so that x̂ is never materialised.
  * The statistics are recomputed here (two reductions): the forward's outputs 1 and 2 are
  * running averages, from which the batch statistics cannot be recovered reliably. Those
  * two outputs carry no gradient (they feed the next step's buffers, not the loss).
@@ -43,18 +44,22 @@ export const batchNormalizationGrad: GradRule = {
       const xc = b.sub(x, mean);
       const variance = b.reduceMean(b.mul(xc, xc), axes);
       const invStd = b.op1('Reciprocal', [b.sqrt(b.add(variance, eps))]);
-      const xhat = b.mul(xc, invStd);
       const sumG = b.reduceSum(gy, axes);
-      const sumGx = b.reduceSum(b.mul(gy, xhat), axes);
+      const sumGxc = b.reduceSum(b.mul(gy, xc), axes);
       let dx: Value | null = null;
       if (ctx.needsGrad(0)) {
+        // dx = k·g − k/m·Σg − x_c · k/√(σ²+ε)² · Σ(g·x_c)/m with k = scale/√(σ²+ε): the
+        // per-channel factors are formed first, leaving four full-size ops.
         const invM = invCount(b, x);
-        const centred = b.sub(gy, b.mul(b.add(sumG, b.mul(xhat, sumGx)), invM));
-        dx = b.mul(centred, b.mul(scale, invStd));
+        const k = b.mul(scale, invStd);
+        const kInvM = b.mul(k, invM);
+        const a = b.neg(b.mul(b.mul(kInvM, b.mul(invStd, invStd)), sumGxc));
+        const c = b.neg(b.mul(kInvM, sumG));
+        dx = b.add(b.mul(gy, k), b.add(b.mul(xc, a), c));
       }
       return [
         dx,
-        ctx.needsGrad(1) ? flat(sumGx) : null,
+        ctx.needsGrad(1) ? flat(b.mul(sumGxc, invStd)) : null,
         ctx.needsGrad(2) ? flat(sumG) : null,
         null,
         null,

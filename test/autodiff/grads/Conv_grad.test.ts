@@ -29,6 +29,8 @@ interface ConvCase {
     group?: number;
     auto_pad?: string;
   };
+  /** Large inputs: finite differences on w and b only (x is still checked by the reference). */
+  fdWeightsOnly?: boolean;
 }
 
 const cases: ConvCase[] = [
@@ -52,6 +54,51 @@ const cases: ConvCase[] = [
     w: [3, 1, 2, 2],
     bias: true,
     attrs: { strides: [3, 3], group: 3, auto_pad: 'VALID' },
+  },
+  {
+    name: '2-D stride 1 (dx as a flipped-kernel Conv), pads [1, 2, 0, 1], dilations [1, 2], groups 2',
+    x: [2, 4, 6, 7],
+    w: [4, 2, 3, 2],
+    bias: true,
+    attrs: { pads: [1, 2, 0, 1], dilations: [1, 2], group: 2 },
+  },
+  {
+    name: '1-D stride 1 with a pad wider than the kernel (dx falls back to ConvTranspose)',
+    x: [2, 3, 6],
+    w: [2, 3, 2],
+    bias: false,
+    attrs: { pads: [2, 1] },
+  },
+  {
+    name: '2-D 24x24 (dw batched per image: ≥ 512 output positions), groups 2',
+    x: [2, 4, 24, 24],
+    w: [6, 2, 3, 3],
+    bias: true,
+    attrs: { pads: [1, 1, 1, 1], group: 2 },
+    fdWeightsOnly: true,
+  },
+  {
+    name: '2-D 26x26 (dw batched per image), stride 1, no padding, groups 1',
+    x: [2, 3, 26, 26],
+    w: [2, 3, 3, 3],
+    bias: false,
+    attrs: {},
+    fdWeightsOnly: true,
+  },
+  {
+    name: '1x1 pointwise (no slicing needed), 5x5',
+    x: [2, 3, 5, 5],
+    w: [4, 3, 1, 1],
+    bias: true,
+    attrs: {},
+  },
+  {
+    name: '1x1 pointwise, 24x24 (batched per image), groups 2',
+    x: [1, 4, 24, 24],
+    w: [2, 2, 1, 1],
+    bias: false,
+    attrs: { group: 2 },
+    fdWeightsOnly: true,
   },
   {
     name: '1-D stride 2, pad [1, 0], dilation 2, groups 2',
@@ -95,7 +142,7 @@ describe('Conv gradient', () => {
         rtol: 1e-2,
         atol: 3e-3,
         inputs: {
-          x: { dims: c.x },
+          x: { dims: c.x, constant: c.fdWeightsOnly },
           w: { dims: c.w },
           ...(c.bias ? { b: { dims: [c.w[0]!] } } : {}),
         },
@@ -106,7 +153,7 @@ describe('Conv gradient', () => {
     test(`${c.name}: equals a float64 reference backward`, async () => {
       const feeds = randomFeeds({ x: { dims: c.x }, w: { dims: c.w }, b: { dims: [c.w[0]!] } }, 7);
       let gy: number[] = [];
-      const { y, grads } = await gradientsFor(
+      const { y, grads, ops } = await gradientsFor(
         feeds,
         (b, v) => b.op1('Conv', [v.x!, v.w!, v.b!], c.attrs),
         (dims) => {
@@ -126,6 +173,13 @@ describe('Conv gradient', () => {
         gy,
         as4(y.dims),
       );
+      // dx is a ConvTranspose unless the strides are 1 and the pads fit inside the kernel.
+      const r = c.x.length - 2;
+      const eff = c.w.slice(2).map((k, i) => (c.attrs.dilations?.[i] ?? 1) * (k - 1) + 1);
+      const flips =
+        (c.attrs.strides ?? []).every((s) => s === 1) &&
+        (c.attrs.pads ?? []).every((p, i) => p <= eff[i % r]! - 1);
+      assert.equal(ops.includes('ConvTranspose'), !flips);
       assertClose(grads.x!, ref.dx, 1e-4, 1e-4, 'dx');
       assertClose(grads.w!, ref.dw, 1e-4, 1e-4, 'dw');
       assertClose(grads.b!, ref.db, 1e-4, 1e-4, 'db');
