@@ -29,6 +29,7 @@ export const layerNormalizationGrad: GradRule = {
     const axes = Array.from({ length: r - a }, (_, i) => i + a);
     let mean: Value;
     let invStd: Value;
+    let xc: Value;
     if (
       node.outputs[1] &&
       node.outputs[2] &&
@@ -37,24 +38,24 @@ export const layerNormalizationGrad: GradRule = {
     ) {
       mean = ctx.O(1);
       invStd = ctx.O(2);
+      xc = b.sub(x, mean);
     } else {
       mean = b.reduceMean(x, axes);
-      const xc0 = b.sub(x, mean);
-      invStd = b.op1('Reciprocal', [
-        b.sqrt(b.add(b.reduceMean(b.mul(xc0, xc0), axes), b.scalar(epsilon, x.dtype))),
-      ]);
+      xc = b.sub(x, mean);
+      const variance = b.reduceMean(b.mul(xc, xc), axes);
+      invStd = b.op1('Reciprocal', [b.sqrt(b.add(variance, b.scalar(epsilon, x.dtype)))]);
     }
-    const xhat = b.mul(b.sub(x, mean), invStd);
     let dx: Value | null = null;
     if (ctx.needsGrad(0)) {
+      // With x̂ = x_c·s (s = 1/√(σ²+ε)): dx = s·g − s·mean(g) − x_c·s³·mean(g·x_c), the
+      // per-row factors formed first so that x̂ is never materialised.
       const g = b.mul(gy, ctx.I(1)!);
-      const inner = b.add(b.reduceMean(g, axes), b.mul(xhat, b.reduceMean(b.mul(g, xhat), axes)));
-      dx = b.mul(b.sub(g, inner), invStd);
+      const c = b.neg(b.mul(invStd, b.reduceMean(g, axes)));
+      const s3 = b.mul(invStd, b.mul(invStd, invStd));
+      const a = b.neg(b.mul(s3, b.reduceMean(b.mul(g, xc), axes)));
+      dx = b.add(b.mul(g, invStd), b.add(b.mul(xc, a), c));
     }
-    return [
-      dx,
-      ctx.needsGrad(1) ? b.mul(gy, xhat) : null,
-      ctx.needsGrad(2) && ctx.I(2) ? gy : null,
-    ];
+    const dScale = ctx.needsGrad(1) ? b.mul(gy, b.mul(xc, invStd)) : null;
+    return [dx, dScale, ctx.needsGrad(2) && ctx.I(2) ? gy : null];
   },
 };
