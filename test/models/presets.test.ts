@@ -6,17 +6,9 @@ import { buildBackbone, getPreset } from '../../src/models/registry.js';
 import { float32 } from '../../src/onnx/tensor.js';
 import { Session } from '../../src/runtime/session.js';
 import { crossEntropy, oneHot, TARGET_NAME } from '../../src/train/losses.js';
+import { ParamStore } from '../../src/train/params.js';
 import { Rng } from '../../src/train/rng.js';
 import { TrainStep } from '../../src/train/step.js';
-
-function source(inits: Map<string, { dims: number[]; data: unknown }>) {
-  return {
-    get(name: string) {
-      const t = inits.get(name)!;
-      return { shape: t.dims, data: t.data as Float32Array };
-    },
-  };
-}
 
 for (const preset of ['vit-micro', 'resnet-micro']) {
   describe(preset, () => {
@@ -85,15 +77,13 @@ for (const preset of ['vit-micro', 'resnet-micro']) {
         bufferUpdates: new Map([...tg.ctx.bufferUpdates].map(([k, v]) => [k, v.name])),
         session: { threads: 1 },
       });
-      const inits = new Map(
-        [...built.model.graph.initializers].map(([k, t]) => [
-          k,
-          { dims: t.dims, data: Float32Array.from(t.data as Float32Array) },
-        ]),
-      );
+      const store = ParamStore.fromInitializers(built.model.graph.initializers, [
+        ...built.params,
+        ...built.buffers,
+      ]);
       const r = await step.run(
         { input: x, [TARGET_NAME]: float32([n, 3], oneHot([0, 1, 2, 1], 3)) },
-        source(inits),
+        store,
       );
       assert.ok(Number.isFinite(r.loss) && r.loss > 0);
       assert.equal(r.grads.size, built.params.length);
@@ -107,7 +97,7 @@ for (const preset of ['vit-micro', 'resnet-micro']) {
       }
       if (def.family === 'resnet') {
         // Running statistics were updated from the batch.
-        assert.ok(inits.get('bn1.running_mean')!.data.some((v) => v !== 0));
+        assert.ok(store.get('bn1.running_mean').data.some((v) => v !== 0));
       }
       await step.release();
     });

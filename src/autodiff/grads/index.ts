@@ -1,20 +1,47 @@
 // The gradient rule table: one import per op file. Keep each section sorted.
 import type { GradRule } from '../types.js';
+import { absGrad } from './Abs_grad.js';
 import { addGrad } from './Add_grad.js';
 import { averagePoolGrad } from './AveragePool_grad.js';
 import { batchNormalizationGrad } from './BatchNormalization_grad.js';
+import { castGrad } from './Cast_grad.js';
+import { concatGrad } from './Concat_grad.js';
 import { convGrad } from './Conv_grad.js';
 import { divGrad } from './Div_grad.js';
+import { erfGrad } from './Erf_grad.js';
+import { expGrad } from './Exp_grad.js';
+import { expandGrad } from './Expand_grad.js';
+import { flattenGrad } from './Flatten_grad.js';
+import { gatherGrad } from './Gather_grad.js';
 import { gemmGrad } from './Gemm_grad.js';
 import { globalAveragePoolGrad } from './GlobalAveragePool_grad.js';
 import { identityGrad } from './Identity_grad.js';
 import { layerNormalizationGrad } from './LayerNormalization_grad.js';
+import { logGrad } from './Log_grad.js';
+import { logSoftmaxGrad } from './LogSoftmax_grad.js';
 import { matMulGrad } from './MatMul_grad.js';
+import { maxGrad, minGrad } from './Max_grad.js';
 import { maxPoolGrad } from './MaxPool_grad.js';
 import { mulGrad } from './Mul_grad.js';
+import { negGrad } from './Neg_grad.js';
+import { powGrad } from './Pow_grad.js';
+import { reduceMaxGrad, reduceMinGrad } from './ReduceMax_grad.js';
 import { reduceMeanGrad } from './ReduceMean_grad.js';
+import { reduceSumGrad } from './ReduceSum_grad.js';
 import { reluGrad } from './Relu_grad.js';
+import { reshapeGrad } from './Reshape_grad.js';
+import { sigmoidGrad } from './Sigmoid_grad.js';
+import { sliceGrad } from './Slice_grad.js';
+import { softmaxGrad } from './Softmax_grad.js';
+import { splitGrad } from './Split_grad.js';
+import { sqrtGrad } from './Sqrt_grad.js';
+import { squeezeGrad } from './Squeeze_grad.js';
 import { subGrad } from './Sub_grad.js';
+import { sumGrad } from './Sum_grad.js';
+import { tanhGrad } from './Tanh_grad.js';
+import { transposeGrad } from './Transpose_grad.js';
+import { unsqueezeGrad } from './Unsqueeze_grad.js';
+import { whereGrad } from './Where_grad.js';
 
 export const ALL_GRAD_RULES: readonly GradRule[] = [
   // arithmetic and linear algebra
@@ -27,8 +54,37 @@ export const ALL_GRAD_RULES: readonly GradRule[] = [
   reduceMeanGrad,
   reluGrad,
   subGrad,
-  // elementwise and activations (helper A)
-  // shape and indexing (helper B)
+  // elementwise, activations and reductions
+  absGrad,
+  castGrad,
+  erfGrad,
+  expGrad,
+  logGrad,
+  logSoftmaxGrad,
+  maxGrad,
+  minGrad,
+  negGrad,
+  powGrad,
+  reduceMaxGrad,
+  reduceMinGrad,
+  reduceSumGrad,
+  sigmoidGrad,
+  softmaxGrad,
+  sqrtGrad,
+  sumGrad,
+  tanhGrad,
+  whereGrad,
+  // shape and indexing
+  concatGrad,
+  expandGrad,
+  flattenGrad,
+  gatherGrad,
+  reshapeGrad,
+  sliceGrad,
+  splitGrad,
+  squeezeGrad,
+  transposeGrad,
+  unsqueezeGrad,
   // normalisation, convolution and pooling (helper C)
   averagePoolGrad,
   batchNormalizationGrad,

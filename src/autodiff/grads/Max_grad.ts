@@ -1,0 +1,22 @@
+import type { Value } from '../../onnx/builder.js';
+import type { GradContext, GradRule } from '../types.js';
+
+/**
+ * y = max/min of inputs (broadcast): each input gets dy where it equals y; ties split dy
+ * equally among the tied inputs. The engine undoes broadcasting.
+ */
+function selectGrad(ctx: GradContext): (Value | null)[] {
+  const { b } = ctx;
+  const y = ctx.O(0);
+  const gy = ctx.GO(0)!;
+  const to = y.dtype === 'float64' ? 11 : 1;
+  const masks: Value[] = [];
+  for (let i = 0; i < ctx.inputCount; i++)
+    masks.push(b.op1('Cast', [b.op1('Equal', [ctx.I(i)!, y])], { to }));
+  const count = masks.length === 1 ? masks[0]! : b.op1('Sum', masks);
+  const share = b.div(gy, count);
+  return masks.map((m, i) => (ctx.needsGrad(i) ? b.mul(m, share) : null));
+}
+
+export const maxGrad: GradRule = { opType: 'Max', grad: selectGrad };
+export const minGrad: GradRule = { opType: 'Min', grad: selectGrad };
