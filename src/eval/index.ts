@@ -1,0 +1,3 @@
+export * from './classification.js';
+export * from './flops.js';
+export * from './retrieval.js';
