@@ -1,9 +1,7 @@
-import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { gatherBatch, type ImageDataset } from '../data/dataset.js';
-import { loadImageDir } from '../data/image-folder.js';
-import { normalize } from '../data/transforms.js';
+import type { ImageDataset } from '../data/dataset.js';
 import { writeDenoisers } from '../denoise/denoiser-file.js';
 import { diagnoseFusion, spectraSvg } from '../denoise/diagnostics.js';
 import {
@@ -19,10 +17,8 @@ import type { TimestepMode } from '../denoise/schedule.js';
 import { type Preprocess, trainLabelFree } from '../denoise/train.js';
 import { verifyFusion } from '../denoise/verify.js';
 import { DataError, UsageError } from '../errors.js';
-import type { Model } from '../onnx/ir.js';
 import { writeModel } from '../onnx/serialize.js';
-import { float32, type Tensor } from '../onnx/tensor.js';
-import { Rng } from '../train/rng.js';
+import type { Tensor } from '../onnx/tensor.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
 import {
   emit,
@@ -260,7 +256,7 @@ export function fitCommand(program: Command): void {
         verification,
         skipped,
       });
-      writeFileAtomic(o.report.replace(/\.json$/, '') + '.svg', spectraSvg(layers));
+      writeFileAtomic(`${o.report.replace(/\.json$/, '')}.svg`, spectraSvg(layers));
     }
     const result = {
       model: source,
