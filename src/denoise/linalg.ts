@@ -29,8 +29,7 @@ export type CholeskyResult =
 
 /** Result of a solve through Cholesky: the solution, or the failing pivot. */
 export type SolveResult =
-  | { ok: true; x: Float64Array }
-  | { ok: false; pivot: number; value: number };
+  { ok: true; x: Float64Array } | { ok: false; pivot: number; value: number };
 
 /** Symmetric eigen-decomposition: values ascending, `vectors` n x n with eigenvector k in column k. */
 export interface SymmetricEigen {

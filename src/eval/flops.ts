@@ -34,7 +34,7 @@ export function countFlops(model: Model, symbols: Record<string, number> = {}): 
   const byNode: FlopCount['byNode'] = [];
   for (const node of topoSort(graph)) {
     const out = shape(node.outputs[0]!);
-    let f = 0;
+    let f: number;
     if (node.opType === 'MatMul') {
       const a = shape(node.inputs[0]!);
       const k = a ? a[a.length - 1] : null;

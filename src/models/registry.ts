@@ -175,7 +175,9 @@ export function getPreset(name: string, opts: PresetOptions = {}): ModelDef {
   const p = PRESETS[name];
   if (!p)
     throw new UsageError(`unknown model preset '${name}' (presets: ${presetNames().join(', ')})`);
-  return p(opts);
+  const def = p(opts);
+  const normalize = PRESET_NORM[name];
+  return normalize ? { ...def, normalize } : def;
 }
 
 /**
