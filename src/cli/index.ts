@@ -1,9 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { DenoiseRepError, exitCodeFor } from '../errors.js';
 import { convertCommand } from './convert.js';
+import { evalCommand } from './eval.js';
 import { fitCommand } from './fit.js';
 import { fuseCommand } from './fuse.js';
 import { inspectCommand } from './inspect.js';
+import { pretrainCommand } from './pretrain.js';
 import { verifyCommand } from './verify.js';
 
 /** Builds the `denoiserep` command line. */
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
+  pretrainCommand(program);
+  evalCommand(program);
   inspectCommand(program);
   convertCommand(program);
   fitCommand(program);

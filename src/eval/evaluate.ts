@@ -1,0 +1,121 @@
+import { performance } from 'node:perf_hooks';
+import type { ImageDataset } from '../data/dataset.js';
+import { gatherBatch } from '../data/dataset.js';
+import { queryGallerySplit } from '../data/samplers.js';
+import { FEATURE_NAME, INPUT_NAME, LOGITS_NAME } from '../models/types.js';
+import type { Model } from '../onnx/ir.js';
+import { float32 } from '../onnx/tensor.js';
+import { Session } from '../runtime/session.js';
+import { Rng } from '../train/rng.js';
+import { classificationMetrics } from './classification.js';
+import { countFlops } from './flops.js';
+import { distanceMatrix, evaluateRetrieval } from './retrieval.js';
+
+export interface ModelEvaluation {
+  acc1: number;
+  acc5: number;
+  /** Retrieval on the test set with classes as identities (see {@link retrievalSplit}). */
+  mAP: number;
+  rank1: number;
+  rank5: number;
+  images: number;
+}
+
+/**
+ * The query/gallery protocol for class-labelled data without cameras: a seeded draw of
+ * `perClass` queries per class (seed 0, fixed so every model is scored on the same
+ * split), every other test image in the gallery, all gallery images of the query's class
+ * are true matches, cosine distance on the `feature` output.
+ */
+export function retrievalSplit(
+  labels: Int32Array,
+  perClass = 20,
+): { query: Int32Array; gallery: Int32Array } {
+  return queryGallerySplit(labels, perClass, new Rng(0).fork('retrieval-split'));
+}
+
+/**
+ * Runs an evaluation model (outputs `logits` and `feature`) over a data set in batches
+ * and computes acc@1/acc@5 and retrieval mAP/Rank-1.
+ * @param model - evaluation graph with weights as initializers
+ * @param data - test images (pixels in [0, 1]; presets normalise in-graph)
+ */
+export async function evaluateModel(
+  model: Model,
+  data: ImageDataset,
+  opts: { batchSize?: number; threads?: number; queriesPerClass?: number } = {},
+): Promise<ModelEvaluation> {
+  const session = await Session.create(model, { threads: opts.threads, source: model.graph.name });
+  const bs = opts.batchSize ?? 256;
+  const k = data.numClasses;
+  const logits = new Float32Array(data.size * k);
+  let feats: Float32Array | undefined;
+  let dim = 0;
+  for (let s = 0; s < data.size; s += bs) {
+    const idx = Int32Array.from({ length: Math.min(bs, data.size - s) }, (_, i) => s + i);
+    const { x } = gatherBatch(data, idx);
+    const out = await session.run({
+      [INPUT_NAME]: float32([idx.length, data.channels, data.height, data.width], x),
+    });
+    logits.set(out[LOGITS_NAME]!.data as Float32Array, s * k);
+    const f = out[FEATURE_NAME]!;
+    dim = f.dims[1]!;
+    feats ??= new Float32Array(data.size * dim);
+    feats.set(f.data as Float32Array, s * dim);
+  }
+  await session.release();
+  const cls = classificationMetrics(logits, data.labels, k);
+  const { query, gallery } = retrievalSplit(data.labels, opts.queriesPerClass);
+  const pick = (idx: Int32Array) => {
+    const out = new Float32Array(idx.length * dim);
+    idx.forEach((j, i) => {
+      out.set(feats!.subarray(j * dim, (j + 1) * dim), i * dim);
+    });
+    return out;
+  };
+  const dist = distanceMatrix(pick(query), pick(gallery), dim, { metric: 'cosine' });
+  const ret = evaluateRetrieval({
+    dist,
+    qLabels: Array.from(query, (i) => data.labels[i]!),
+    gLabels: Array.from(gallery, (i) => data.labels[i]!),
+  });
+  return {
+    acc1: cls.acc1,
+    acc5: cls.acc5,
+    mAP: ret.mAP,
+    rank1: ret.rank1,
+    rank5: ret.rank5,
+    images: data.size,
+  };
+}
+
+/** Parameter count (float initializers) and FLOPs per image of a model. */
+export function modelCost(model: Model): { params: number; flops: number } {
+  let params = 0;
+  for (const t of model.graph.initializers.values())
+    if (t.dtype === 'float32') params += t.data.length;
+  return { params, flops: countFlops(model).total };
+}
+
+/** Median latency per image at a batch size (ms), after warm-up. */
+export async function latencyPerImage(
+  model: Model,
+  shape: [number, number, number],
+  opts: { batch?: number; runs?: number; threads?: number } = {},
+): Promise<number> {
+  const batch = opts.batch ?? 1;
+  const s = await Session.create(model, { threads: opts.threads });
+  const x = float32(
+    [batch, ...shape],
+    new Rng(1).fillUniform(new Float32Array(batch * shape[0] * shape[1] * shape[2]), 0, 1),
+  );
+  const times: number[] = [];
+  for (let i = 0; i < (opts.runs ?? 50) + 5; i++) {
+    const t0 = performance.now();
+    await s.run({ [INPUT_NAME]: x });
+    if (i >= 5) times.push(performance.now() - t0);
+  }
+  await s.release();
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1]! / batch;
+}
