@@ -1,4 +1,5 @@
 export * from './head.js';
+export * from './mlp.js';
 export * from './registry.js';
 export * from './resnet.js';
 export * from './types.js';

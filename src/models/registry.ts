@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js';
 import { layerContext } from '../layers/context.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { float32 } from '../onnx/tensor.js';
+import { mlp } from './mlp.js';
 import { resnet } from './resnet.js';
 import {
   type BackboneGraph,
@@ -27,6 +28,7 @@ const IMAGENET_NORM = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] 
 const PRESET_NORM: Record<string, ModelDef['normalize']> = {
   'vit-tiny-fmnist': FMNIST_NORM,
   'resnet-tiny-fmnist': FMNIST_NORM,
+  'mlp-fmnist': FMNIST_NORM,
   'vit-s16': IMAGENET_NORM,
   'vit-b16': IMAGENET_NORM,
   resnet18: IMAGENET_NORM,
@@ -116,6 +118,18 @@ const PRESETS: Record<string, Preset> = {
         bnneck: o.bnneck ?? false,
       },
       'resnet-tiny-fmnist',
+    ),
+  'mlp-fmnist': (o) =>
+    mlp(
+      {
+        channels: 1,
+        imageSize: 28,
+        hidden: [256, 128],
+        numClasses: o.numClasses ?? 10,
+        dropout: o.dropout ?? 0,
+        bnneck: o.bnneck ?? false,
+      },
+      'mlp-fmnist',
     ),
   'resnet-micro': (o) =>
     resnet(

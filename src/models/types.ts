@@ -23,7 +23,7 @@ export interface BackboneGraph {
 /** A named model architecture with its configuration. */
 export interface ModelDef {
   name: string;
-  family: 'vit' | 'resnet';
+  family: 'vit' | 'resnet' | 'mlp';
   /** [C, H, W] */
   inputShape: [number, number, number];
   numClasses: number;

@@ -109,6 +109,8 @@ export async function trainSupervised(opts: {
   init?: ParamStore;
   outDir?: string;
   resume?: boolean;
+  /** Stop after this many epochs of the schedule (an interruption, for resume tests). */
+  stopAfter?: number;
   onStep?: (step: number, total: number, loss: number) => void;
   log?: (rec: Record<string, unknown>) => void;
 }): Promise<TrainResult> {
@@ -178,7 +180,8 @@ export async function trainSupervised(opts: {
   });
   const aug = augmentation(cfg);
   const [c, h, w] = def.inputShape;
-  for (let epoch = start; epoch < cfg.epochs; epoch++) {
+  const end = Math.min(cfg.epochs, opts.stopAfter ?? cfg.epochs);
+  for (let epoch = start; epoch < end; epoch++) {
     const t0 = Date.now();
     const rng = new Rng(cfg.seed).fork(`epoch-${epoch}`);
     const order =
