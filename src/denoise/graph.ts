@@ -110,9 +110,21 @@ export function addDenoiseLosses(
   loss: DenoiseLossKind = 'l1+mse',
 ): { total: Value; perLayer: Value[] } {
   const perLayer: Value[] = [];
-  plan.layers.forEach((p, i) => {
+  // One noise draw per distinct feature shape, shared by the layers of that shape: each
+  // layer's loss stays an unbiased estimate, and drawing noise (the costliest part of a
+  // step with many layers) is done a few times instead of once per layer.
+  const noiseByShape = new Map<string, Value>();
+  plan.layers.forEach((p) => {
     const x = b.value(denoisedValueName(p));
-    const noise = b.op1('RandomNormalLike', [x], { seed: noiseSeed * 1000 + i, dtype: 1 });
+    const key = JSON.stringify(x.shape);
+    let noise = noiseByShape.get(key);
+    if (!noise) {
+      noise = b.op1('RandomNormalLike', [x], {
+        seed: noiseSeed * 1000 + noiseByShape.size,
+        dtype: 1,
+      });
+      noiseByShape.set(key, noise);
+    }
     const xt = b.add(b.mul(x, b.scalar(p.coeffs.s1)), b.mul(noise, b.scalar(p.coeffs.s2)));
     const diff = b.sub(noise, predictNoise(b, xt, p, params.get(p.layer.name)!));
     const mse = b.mean(b.mul(diff, diff));

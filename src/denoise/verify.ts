@@ -1,5 +1,5 @@
-import { performance } from 'node:perf_hooks';
 import { countFlops } from '../eval/flops.js';
+import { compareLatency } from '../eval/latency.js';
 import type { Model } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session, withExtraOutputs } from '../runtime/session.js';
@@ -161,10 +161,7 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
   };
 }
 
-/**
- * Median latency of two models on the same inputs, runs interleaved (a, b, a, b, ...) so
- * that drift in machine load affects both alike. A few warm-up runs are discarded.
- */
+/** Median latency of the original and the fused model, interleaved (see compareLatency). */
 export async function measureLatency(
   a: Model,
   b: Model,
@@ -173,24 +170,9 @@ export async function measureLatency(
   runs: number,
   threads?: number,
 ): Promise<LatencyStat> {
-  const sa = await Session.create(a, { threads, source: 'original' });
-  const sb = await Session.create(b, { threads, source: 'fused' });
-  const ta: number[] = [];
-  const tb: number[] = [];
-  for (let i = 0; i < runs + 3; i++) {
-    for (const [s, times] of [
-      [sa, ta],
-      [sb, tb],
-    ] as const) {
-      const t0 = performance.now();
-      await s.run(inputs);
-      if (i >= 3) times.push(performance.now() - t0);
-    }
-  }
-  await sa.release();
-  await sb.release();
-  const med = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1]!;
-  const originalMs = med(ta);
-  const fusedMs = med(tb);
+  const [originalMs, fusedMs] = (await compareLatency([a, b], inputs, { runs, threads })) as [
+    number,
+    number,
+  ];
   return { batch, originalMs, fusedMs, ratio: fusedMs / originalMs };
 }

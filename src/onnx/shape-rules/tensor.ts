@@ -66,23 +66,55 @@ registerShapeRule('Reshape', (ctx) => {
   return [{ name: '', dtype: x.dtype, shape: out }];
 });
 
-/** Product of `num` divided by product of `den`, when the symbolic parts cancel exactly. */
-function symbolicQuotient(num: Dim[], den: Dim[]): Dim {
-  const syms = num.filter((d) => typeof d === 'string') as string[];
-  const dsyms = den.filter((d) => typeof d === 'string') as string[];
-  if (num.includes(null) || den.includes(null)) return null;
-  for (const s of dsyms) {
-    const k = syms.indexOf(s);
-    if (k < 0) return null;
-    syms.splice(k, 1);
+/**
+ * Symbolic dims are products written `N` or `N*50` (symbols sorted, then one integer
+ * coefficient): parses one into its symbols and coefficient.
+ */
+function factors(d: Dim): { syms: string[]; k: number } | null {
+  if (typeof d === 'number') return { syms: [], k: d };
+  if (d === null) return null;
+  const syms: string[] = [];
+  let k = 1;
+  for (const part of d.split('*')) {
+    if (/^\d+$/.test(part)) k *= Number(part);
+    else syms.push(part);
   }
-  const nn = dimProduct(num.filter((d) => typeof d === 'number')) as number;
-  const dd = dimProduct(den.filter((d) => typeof d === 'number')) as number;
-  if (dd === 0 || nn % dd !== 0) return null;
-  const q = nn / dd;
-  if (syms.length === 0) return q;
-  if (syms.length === 1 && q === 1) return syms[0]!;
-  return null;
+  return { syms, k };
+}
+
+/** Writes symbols and a coefficient back as a dim (a number when no symbol is left). */
+function formatDim(syms: string[], k: number): Dim {
+  if (syms.length === 0) return k;
+  const s = [...syms].sort().join('*');
+  return k === 1 ? s : `${s}*${k}`;
+}
+
+/**
+ * Product of `num` divided by product of `den`, when the symbolic factors cancel and the
+ * coefficients divide exactly ([N,50,128] → [-1,128] gives `N*50`); null otherwise.
+ */
+function symbolicQuotient(num: Dim[], den: Dim[]): Dim {
+  const syms: string[] = [];
+  let nk = 1;
+  let dk = 1;
+  for (const d of num) {
+    const f = factors(d);
+    if (!f) return null;
+    syms.push(...f.syms);
+    nk *= f.k;
+  }
+  for (const d of den) {
+    const f = factors(d);
+    if (!f) return null;
+    for (const s of f.syms) {
+      const i = syms.indexOf(s);
+      if (i < 0) return null;
+      syms.splice(i, 1);
+    }
+    dk *= f.k;
+  }
+  if (dk === 0 || nk % dk !== 0) return null;
+  return formatDim(syms, nk / dk);
 }
 
 registerShapeRule('Flatten', (ctx) => {
