@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { DenoiseRepError, exitCodeFor } from '../errors.js';
 import { convertCommand } from './convert.js';
+import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { fitCommand } from './fit.js';
 import { fuseCommand } from './fuse.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
+  demoCommand(program);
   pretrainCommand(program);
   evalCommand(program);
   inspectCommand(program);
