@@ -3,6 +3,7 @@ import { DenoiseRepError, exitCodeFor } from '../errors.js';
 import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { finetuneCommand } from './finetune.js';
 import { fitCommand } from './fit.js';
 import { fuseCommand } from './fuse.js';
 import { inspectCommand } from './inspect.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   inspectCommand(program);
   convertCommand(program);
   fitCommand(program);
+  finetuneCommand(program);
   fuseCommand(program);
   verifyCommand(program);
   return program;
