@@ -13,6 +13,7 @@ import {
 } from './dtype.js';
 import type { AttrValue, Dim, Graph, Model, Node, ValueInfo } from './ir.js';
 import { numel, type Tensor } from './tensor.js';
+import { ensureNodeNames, validateGraph } from './validate.js';
 
 const { onnx } = onnxProto;
 type LongLike = number | { toNumber(): number } | null | undefined;
@@ -62,7 +63,18 @@ export function decodeModel(
         throw new ModelError(`${source}: external data needs the model's folder`);
       }),
   };
-  const graph = decodeGraph(proto.graph as onnxProto.onnx.GraphProto, ctx);
+  let graph: Graph;
+  try {
+    graph = decodeGraph(proto.graph as onnxProto.onnx.GraphProto, ctx);
+  } catch (err) {
+    // Garbage that happens to parse as protobuf must still fail as a ModelError.
+    if (err instanceof ModelError) throw err;
+    throw new ModelError(`${source}: not a valid ONNX model (${(err as Error).message})`, {
+      cause: err,
+    });
+  }
+  ensureNodeNames(graph);
+  validateGraph(graph, { source });
   const metadata: Record<string, string> = {};
   for (const p of proto.metadataProps) metadata[p.key ?? ''] = p.value ?? '';
   return {
