@@ -1,12 +1,16 @@
 import type { GradRule } from '../types.js';
+import { rankOf } from './shape-back.js';
 
-/** y = transpose(x, perm): dx = transpose(dy, perm⁻¹). */
+/**
+ * y = transpose(x, perm), i.e. y.dim[i] = x.dim[perm[i]]: dx = transpose(dy, perm⁻¹) with
+ * perm⁻¹[perm[i]] = i. Without `perm` the axes are reversed (its own inverse).
+ */
 export const transposeGrad: GradRule = {
   opType: 'Transpose',
   grad: (ctx) => {
-    const r = ctx.I(0)!.shape!.length;
-    const perm = ctx.attrs<{ perm: number[] }>().perm ?? [...Array(r).keys()].reverse();
-    const inv = new Array<number>(r);
+    const given = ctx.attrs<{ perm: number[] }>().perm;
+    const perm = given ?? [...Array(rankOf(ctx)).keys()].reverse();
+    const inv = new Array<number>(perm.length);
     perm.forEach((p, i) => {
       inv[p] = i;
     });

@@ -13,6 +13,7 @@ import { expGrad } from './Exp_grad.js';
 import { expandGrad } from './Expand_grad.js';
 import { flattenGrad } from './Flatten_grad.js';
 import { gatherGrad } from './Gather_grad.js';
+import { gatherElementsGrad } from './GatherElements_grad.js';
 import { gemmGrad } from './Gemm_grad.js';
 import { globalAveragePoolGrad } from './GlobalAveragePool_grad.js';
 import { identityGrad } from './Identity_grad.js';
@@ -24,6 +25,7 @@ import { maxGrad, minGrad } from './Max_grad.js';
 import { maxPoolGrad } from './MaxPool_grad.js';
 import { mulGrad } from './Mul_grad.js';
 import { negGrad } from './Neg_grad.js';
+import { padGrad } from './Pad_grad.js';
 import { powGrad } from './Pow_grad.js';
 import { reduceMaxGrad, reduceMinGrad } from './ReduceMax_grad.js';
 import { reduceMeanGrad } from './ReduceMean_grad.js';
@@ -39,6 +41,7 @@ import { squeezeGrad } from './Squeeze_grad.js';
 import { subGrad } from './Sub_grad.js';
 import { sumGrad } from './Sum_grad.js';
 import { tanhGrad } from './Tanh_grad.js';
+import { tileGrad } from './Tile_grad.js';
 import { transposeGrad } from './Transpose_grad.js';
 import { unsqueezeGrad } from './Unsqueeze_grad.js';
 import { whereGrad } from './Where_grad.js';
@@ -74,15 +77,18 @@ export const ALL_GRAD_RULES: readonly GradRule[] = [
   sumGrad,
   tanhGrad,
   whereGrad,
-  // shape and indexing
+  // shape and indexing (helper B)
   concatGrad,
   expandGrad,
   flattenGrad,
+  gatherElementsGrad,
   gatherGrad,
+  padGrad,
   reshapeGrad,
   sliceGrad,
   splitGrad,
   squeezeGrad,
+  tileGrad,
   transposeGrad,
   unsqueezeGrad,
   // normalisation, convolution and pooling (helper C)
@@ -95,34 +101,41 @@ export const ALL_GRAD_RULES: readonly GradRule[] = [
 ];
 
 /**
- * Ops whose outputs carry no gradient: integer, boolean and shape paths, and constants
- * (ONNX Runtime's NO_GRADIENT list plays the same role).
+ * Ops whose outputs carry no gradient: integer, boolean and shape paths, constants and
+ * random draws, and the piecewise-constant Floor/Ceil/Round/Sign (derivative zero almost
+ * everywhere). ONNX Runtime's NO_GRADIENT list plays the same role.
  */
 export const NO_GRADIENT_OPS: readonly string[] = [
   'And',
   'ArgMax',
   'ArgMin',
+  'Bernoulli',
+  'BitShift',
+  'Ceil',
   'Constant',
   'ConstantOfShape',
   'Equal',
   'EyeLike',
+  'Floor',
   'Greater',
   'GreaterOrEqual',
   'IsInf',
   'IsNaN',
   'Less',
   'LessOrEqual',
+  'Multinomial',
+  'NonZero',
   'Not',
   'OneHot',
   'Or',
-  'Range',
+  'RandomNormal',
   'RandomNormalLike',
+  'RandomUniform',
   'RandomUniformLike',
+  'Range',
+  'Round',
   'Shape',
   'Sign',
   'Size',
-  'Floor',
-  'Ceil',
-  'Round',
   'Xor',
 ];
