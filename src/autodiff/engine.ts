@@ -53,10 +53,14 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
   const loss = b.value(opts.loss);
   if (!isFloat(loss.dtype))
     throw new GradientError(`loss '${opts.loss}' is ${loss.dtype}, not a float`);
-  if (loss.shape && loss.shape.some((d) => d !== 1)) {
+  if (!loss.shape)
+    throw new GradientError(`loss '${opts.loss}' must be a scalar, its rank is unknown`);
+  if (loss.shape.some((d) => d !== 1)) {
     throw new GradientError(`loss '${opts.loss}' must be a scalar, got shape [${loss.shape}]`);
   }
-  for (const p of opts.wrt) {
+  // A parameter listed twice gets one gradient output.
+  const wrt = [...new Set(opts.wrt)];
+  for (const p of wrt) {
     const v = b.value(p);
     if (!isFloat(v.dtype))
       throw new GradientError(`parameter '${p}' is ${v.dtype}; only float values have gradients`);
@@ -64,7 +68,7 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
 
   const order = topoSort(graph);
   // Values that depend on a parameter (forward reachability) through differentiable ops.
-  const fromParams = new Set<string>(opts.wrt);
+  const fromParams = new Set<string>(wrt);
   for (const n of order) {
     if (isNonDifferentiable(n.opType)) continue;
     if (n.inputs.some((i) => i && fromParams.has(i)))
@@ -91,10 +95,9 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
     return g;
   };
 
-  addGrad(
-    opts.loss,
-    b.constant(makeTensor(loss.dtype, loss.shape?.map((d) => Number(d)) ?? [], [1]), 'grad_seed'),
-  );
+  const seedDims = loss.shape.map(() => 1);
+  const seed = makeTensor(loss.dtype, seedDims, [1]);
+  addGrad(opts.loss, b.constant(seed, 'grad_seed'));
 
   for (let k = order.length - 1; k >= 0; k--) {
     const node = order[k]!;
@@ -119,8 +122,8 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
 
   const gradOutputs: Record<string, string> = {};
   const unreachable: string[] = [];
-  const liftSet = new Set(opts.liftToInputs ?? opts.wrt.filter((p) => graph.initializers.has(p)));
-  for (const p of opts.wrt) {
+  const liftSet = new Set(opts.liftToInputs ?? wrt.filter((p) => graph.initializers.has(p)));
+  for (const p of wrt) {
     let g = takeGrad(p);
     const pv = b.value(p);
     if (!g) {
@@ -135,7 +138,7 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
   graph.outputs = graph.outputs.filter((o) => o.name.startsWith('grad::'));
   graph.outputs.unshift({ name: loss.name, dtype: loss.dtype, shape: loss.shape });
   for (const e of opts.extraOutputs ?? []) {
-    if (e === loss.name) continue;
+    if (graph.outputs.some((o) => o.name === e)) continue;
     const v = b.value(e);
     graph.outputs.push({ name: v.name, dtype: v.dtype, shape: v.shape });
   }
