@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
-import { ModelError } from '../errors.js';
+import { ModelError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import {
   allocArray,
@@ -388,7 +388,21 @@ export function encodeModel(model: Model): Uint8Array {
   return onnx.ModelProto.encode(proto).finish();
 }
 
-/** Writes a model atomically (temp file, then rename). */
+/**
+ * Writes a model atomically (temp file, then rename): on failure the target is left as it
+ * was and no temporary file remains.
+ * @param path - target .onnx file; its folder must exist
+ * @param model - the model
+ * @example
+ * writeModel('fused.onnx', model);
+ */
 export function writeModel(path: string, model: Model): void {
-  writeFileAtomic(path, encodeModel(model));
+  const bytes = encodeModel(model);
+  try {
+    writeFileAtomic(path, bytes);
+  } catch (err) {
+    throw new UsageError(`cannot write model file ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
 }
