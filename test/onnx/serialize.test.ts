@@ -198,8 +198,8 @@ describe('tensors in typed protobuf fields', () => {
 function writeExternal(dir: string, location: string, payload?: string): string {
   fs.mkdirSync(dir, { recursive: true });
   const proto = onnx.ModelProto.decode(encodeModel(makeModel(mlpGraph())));
-  const w = proto.graph!.initializer.find((t) => t.name === 'W')!;
-  const raw = Buffer.from(w.rawData);
+  const w = proto.graph!.initializer!.find((t) => t.name === 'W')!;
+  const raw = Buffer.from(w.rawData!);
   w.rawData = new Uint8Array();
   w.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
   w.externalData = [
