@@ -1,22 +1,43 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadFashionMnist, FMNIST_DEFAULT_PATH } from '../data/fashion-mnist.js';
 import type { ImageDataset } from '../data/dataset.js';
 import { UsageError } from '../errors.js';
 import { getPreset } from '../models/registry.js';
-import { writeModel } from '../onnx/serialize.js';
+import { exportOnnx } from '../models/weights.js';
 import { trainSupervised } from '../train/loop.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
-import { startProgress } from './progress.js';
+import { type Progress, startProgress } from './progress.js';
 
-/** Loads a train/test pair: the embedded subset, the Debian full set, or an IDX folder. */
+/**
+ * Loads Fashion-MNIST splits: `embedded` (the committed subset), `fashion-mnist` (the
+ * Debian package's full set) or a folder of IDX files.
+ * @param data - embedded | fashion-mnist | folder
+ * @param only - load only this split (the other is returned empty-handed as undefined)
+ */
 export async function loadTrainTest(
   data: string,
-): Promise<{ train: ImageDataset; test: ImageDataset }> {
+): Promise<{ train: ImageDataset; test: ImageDataset }>;
+export async function loadTrainTest(
+  data: string,
+  only: 'test',
+): Promise<{ train?: ImageDataset; test: ImageDataset }>;
+export async function loadTrainTest(
+  data: string,
+  only?: 'test',
+): Promise<{ train?: ImageDataset; test: ImageDataset }> {
   const src =
     data === 'embedded' ? 'embedded' : data === 'fashion-mnist' ? FMNIST_DEFAULT_PATH : data;
-  return { train: await loadFashionMnist(src, 'train'), test: await loadFashionMnist(src, 'test') };
+  if (src !== 'embedded' && !existsSync(src)) {
+    throw new UsageError(
+      data === 'fashion-mnist'
+        ? `--data fashion-mnist needs ${FMNIST_DEFAULT_PATH} (apt-get install dataset-fashion-mnist)`
+        : `--data ${data}: no such folder (use embedded, fashion-mnist or an IDX folder)`,
+    );
+  }
+  const test = await loadFashionMnist(src, 'test');
+  return { train: only === 'test' ? undefined : await loadFashionMnist(src, 'train'), test };
 }
 
 interface PretrainOptions {
@@ -31,9 +52,13 @@ interface PretrainOptions {
   labelSmoothing: number;
   warmupEpochs: number;
   augment: boolean;
+  randomErasing: number;
+  clipNorm?: number;
+  task: string;
+  tripletWeight: number;
   evalEvery: number;
   out: string;
-  resume: boolean;
+  resume: boolean | string;
   json: boolean;
   seed: number;
   threads: number;
@@ -68,24 +93,49 @@ export function pretrainCommand(program: Command): void {
       .option('--warmup-epochs <x>', 'linear warm-up', parseFloatArg('--warmup-epochs'), 0.5)
       .option('--augment', 'random crop (pad 2) and horizontal flip', false)
       .option(
+        '--random-erasing <p>',
+        'random erasing probability (0: off)',
+        parseFloatArg('--random-erasing'),
+        0,
+      )
+      .option('--clip-norm <x>', 'clip the global gradient norm', parseFloatArg('--clip-norm'))
+      .option(
+        '--task <task>',
+        'classification (cross-entropy) or reid (ID cross-entropy + batch-hard triplet on PK batches)',
+        'classification',
+      )
+      .option(
+        '--triplet-weight <x>',
+        'weight of the triplet loss (reid)',
+        parseFloatArg('--triplet-weight'),
+        1,
+      )
+      .option(
         '--eval-every <n>',
         'evaluate every N epochs (and at the end)',
         parseIntArg('--eval-every', 0),
         1,
       )
       .requiredOption('--out <dir>', 'output folder')
-      .option('--resume', 'continue from the checkpoint in --out', false),
+      .option(
+        '--resume [dir]',
+        'continue bit-identically from the checkpoint in --out, or from the one in [dir]',
+        false,
+      ),
   ).action(async (o: PretrainOptions) => {
     if (o.optimizer !== 'adamw' && o.optimizer !== 'sgd')
       throw new UsageError(`--optimizer must be adamw or sgd, got '${o.optimizer}'`);
-    const def = getPreset(o.model);
+    if (o.task !== 'classification' && o.task !== 'reid')
+      throw new UsageError(`--task must be classification or reid, got '${o.task}'`);
+    if (!(o.randomErasing >= 0 && o.randomErasing <= 1))
+      throw new UsageError(`--random-erasing must be in [0, 1], got ${o.randomErasing}`);
+    if (o.clipNorm !== undefined && !(o.clipNorm > 0))
+      throw new UsageError(`--clip-norm must be > 0, got ${o.clipNorm}`);
+    const def = getPreset(o.model, { bnneck: o.task === 'reid' });
     const { train, test } = await loadTrainTest(o.data);
     mkdirSync(o.out, { recursive: true });
-    const bar = startProgress(
-      `pretrain ${o.model}`,
-      Math.ceil(train.size / o.batchSize) * o.epochs,
-      o.json,
-    );
+    // The bar starts at the first step, when the loop knows the schedule's length.
+    let bar: Progress | undefined;
     const res = await trainSupervised({
       def,
       train,
@@ -101,15 +151,24 @@ export function pretrainCommand(program: Command): void {
         optimizer: o.optimizer,
         labelSmoothing: o.labelSmoothing,
         warmupEpochs: o.warmupEpochs,
-        augment: o.augment ? { cropPad: 2, flip: true } : undefined,
+        augment: {
+          ...(o.augment ? { cropPad: 2, flip: true } : {}),
+          erasing: o.randomErasing,
+        },
+        clipNorm: o.clipNorm,
+        task: o.task,
+        tripletWeight: o.tripletWeight,
         evalEvery: o.evalEvery,
         seed: o.seed,
         threads: o.threads,
       },
-      onStep: (k, _total, loss) => bar.update(k, { loss }),
+      onStep: (k, total, loss, imagesPerSecond) => {
+        bar ??= startProgress(`pretrain ${o.model}`, total, o.json);
+        bar.update(k, { loss, 'img/s': imagesPerSecond.toFixed(0) });
+      },
     });
-    bar.stop();
-    writeModel(join(o.out, 'model.onnx'), res.model);
+    bar?.stop();
+    exportOnnx(def, res.store, join(o.out, 'model.onnx'));
     const last = res.history.at(-1);
     emit(o.json, { model: o.model, out: o.out, epochs: res.history.length, final: last }, () =>
       [

@@ -2,22 +2,35 @@ import { performance } from 'node:perf_hooks';
 import type { ImageDataset } from '../data/dataset.js';
 import { gatherBatch } from '../data/dataset.js';
 import { queryGallerySplit } from '../data/samplers.js';
-import { FEATURE_NAME, INPUT_NAME, LOGITS_NAME } from '../models/types.js';
+import { ModelError } from '../errors.js';
+import { FEATURE_NAME, INPUT_NAME, LOGITS_NAME, type ModelDef } from '../models/types.js';
+import { modelWithWeights } from '../models/weights.js';
 import type { Model } from '../onnx/ir.js';
 import { float32 } from '../onnx/tensor.js';
 import { Session } from '../runtime/session.js';
+import type { ParamStore } from '../train/params.js';
 import { Rng } from '../train/rng.js';
 import { classificationMetrics } from './classification.js';
 import { countFlops } from './flops.js';
 import { distanceMatrix, evaluateRetrieval } from './retrieval.js';
 
+/** What to score: accuracy, retrieval, or both (default). */
+export type EvalTask = 'classification' | 'retrieval' | 'both';
+
 export interface ModelEvaluation {
+  /** acc@1 / acc@5 (NaN when the task is 'retrieval'). */
   acc1: number;
   acc5: number;
   /** Retrieval on the test set with classes as identities (see {@link retrievalSplit}). */
   mAP: number;
   rank1: number;
   rank5: number;
+  /** Retrieval details (absent when the task is 'classification'). */
+  rank10?: number;
+  validQueries?: number;
+  skippedQueries?: number;
+  /** Accuracy per class (absent when the task is 'retrieval'). */
+  perClass?: number[];
   images: number;
 }
 
@@ -36,15 +49,39 @@ export function retrievalSplit(
 
 /**
  * Runs an evaluation model (outputs `logits` and `feature`) over a data set in batches
- * and computes acc@1/acc@5 and retrieval mAP/Rank-1.
- * @param model - evaluation graph with weights as initializers
+ * and computes acc@1/acc@5 and retrieval mAP/Rank-1 (metrics from src/eval/*; NaN for
+ * the metrics a task leaves out).
+ * @param model - evaluation graph with weights as initializers, or a preset definition
+ *   with its parameter and buffer values
  * @param data - test images (pixels in [0, 1]; presets normalise in-graph)
+ * @param opts - task, batch size, threads, queries per class of the retrieval split
+ * @example
+ * const r = await evaluateModel({ def: getPreset('mlp-fmnist'), values: store }, test);
+ * console.log(r.acc1, r.mAP);
  */
 export async function evaluateModel(
-  model: Model,
+  model: Model | { def: ModelDef; values: ParamStore },
   data: ImageDataset,
-  opts: { batchSize?: number; threads?: number; queriesPerClass?: number } = {},
+  opts: {
+    task?: EvalTask;
+    batchSize?: number;
+    threads?: number;
+    queriesPerClass?: number;
+  } = {},
 ): Promise<ModelEvaluation> {
+  if ('def' in model) model = modelWithWeights(model.def, model.values);
+  const task = opts.task ?? 'both';
+  const outs = model.graph.outputs.map((v) => v.name);
+  const need = [
+    ...(task === 'retrieval' ? [] : [LOGITS_NAME]),
+    ...(task === 'classification' ? [] : [FEATURE_NAME]),
+  ];
+  const lacking = need.filter((n) => !outs.includes(n));
+  if (lacking.length) {
+    throw new ModelError(
+      `${model.graph.name}: ${task} evaluation needs the output(s) ${lacking.join(', ')} (outputs: ${outs.join(', ')})`,
+    );
+  }
   const session = await Session.create(model, { threads: opts.threads, source: model.graph.name });
   const bs = opts.batchSize ?? 256;
   const k = data.numClasses;
@@ -54,17 +91,40 @@ export async function evaluateModel(
   for (let s = 0; s < data.size; s += bs) {
     const idx = Int32Array.from({ length: Math.min(bs, data.size - s) }, (_, i) => s + i);
     const { x } = gatherBatch(data, idx);
-    const out = await session.run({
-      [INPUT_NAME]: float32([idx.length, data.channels, data.height, data.width], x),
-    });
-    logits.set(out[LOGITS_NAME]!.data as Float32Array, s * k);
-    const f = out[FEATURE_NAME]!;
-    dim = f.dims[1]!;
-    feats ??= new Float32Array(data.size * dim);
-    feats.set(f.data as Float32Array, s * dim);
+    const out = await session.run(
+      { [INPUT_NAME]: float32([idx.length, data.channels, data.height, data.width], x) },
+      need,
+    );
+    if (task !== 'retrieval') {
+      const l = out[LOGITS_NAME]!;
+      if (l.dims[1] !== k) {
+        await session.release();
+        throw new ModelError(
+          `${model.graph.name}: logits have ${l.dims[1]} classes, data set ${data.name} has ${k}`,
+        );
+      }
+      logits.set(l.data as Float32Array, s * k);
+    }
+    if (task !== 'classification') {
+      const f = out[FEATURE_NAME]!;
+      dim = f.dims[1]!;
+      feats ??= new Float32Array(data.size * dim);
+      feats.set(f.data as Float32Array, s * dim);
+    }
   }
   await session.release();
-  const cls = classificationMetrics(logits, data.labels, k);
+  const cls = task === 'retrieval' ? undefined : classificationMetrics(logits, data.labels, k);
+  if (task === 'classification') {
+    return {
+      acc1: cls!.acc1,
+      acc5: cls!.acc5,
+      perClass: cls!.perClass,
+      mAP: NaN,
+      rank1: NaN,
+      rank5: NaN,
+      images: data.size,
+    };
+  }
   const { query, gallery } = retrievalSplit(data.labels, opts.queriesPerClass);
   const pick = (idx: Int32Array) => {
     const out = new Float32Array(idx.length * dim);
@@ -80,11 +140,15 @@ export async function evaluateModel(
     gLabels: Array.from(gallery, (i) => data.labels[i]!),
   });
   return {
-    acc1: cls.acc1,
-    acc5: cls.acc5,
+    acc1: cls?.acc1 ?? NaN,
+    acc5: cls?.acc5 ?? NaN,
     mAP: ret.mAP,
     rank1: ret.rank1,
     rank5: ret.rank5,
+    rank10: ret.rank10,
+    validQueries: ret.validQueries,
+    skippedQueries: ret.skippedQueries,
+    perClass: cls?.perClass,
     images: data.size,
   };
 }

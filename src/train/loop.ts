@@ -13,9 +13,10 @@ import { UsageError } from '../errors.js';
 import { evaluateModel, type ModelEvaluation } from '../eval/evaluate.js';
 import { buildBackbone } from '../models/registry.js';
 import { INPUT_NAME, type ModelDef } from '../models/types.js';
+import { modelWithWeights } from '../models/weights.js';
 import type { Model } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { CHECKPOINT_DIR, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import {
   crossEntropy,
   oneHot,
@@ -71,16 +72,12 @@ export interface TrainResult {
   model: Model;
 }
 
-/** The evaluation graph of `def` with `store`'s values as initializers. */
+/**
+ * The evaluation graph of `def` with `store`'s values as initializers (an alias of
+ * {@link modelWithWeights}).
+ */
 export function evalModelWith(def: ModelDef, store: ParamStore, seed = 0): Model {
-  const built = buildBackbone(def, 'eval', seed).b.build();
-  const g = built.model.graph;
-  const inits = new Map(g.initializers);
-  for (const n of [...built.params, ...built.buffers]) {
-    const p = store.get(n);
-    inits.set(n, { dtype: 'float32', dims: [...p.shape], data: Float32Array.from(p.data) });
-  }
-  return { ...built.model, graph: { ...g, initializers: inits } };
+  return modelWithWeights(def, store, seed);
 }
 
 function augmentation(cfg: SupervisedConfig): Transform | undefined {
@@ -100,6 +97,13 @@ function augmentation(cfg: SupervisedConfig): Transform | undefined {
  * bit-identically: every random draw of epoch e comes from streams forked from the seed
  * and e, and the optimiser state is restored.
  * @param opts.init - starting weights (fine-tuning); default: the preset's seeded initialisation
+ * @param opts.resume - true: continue from `outDir/checkpoint`; a path: from that checkpoint
+ * @example
+ * const { history, model } = await trainSupervised({
+ *   def: getPreset('resnet-tiny-fmnist'), train, test,
+ *   config: { epochs: 4, batchSize: 128, lr: 3e-3, warmupEpochs: 0.5, seed: 0 },
+ *   outDir: 'runs/resnet',
+ * });
  */
 export async function trainSupervised(opts: {
   def: ModelDef;
@@ -108,10 +112,10 @@ export async function trainSupervised(opts: {
   config: SupervisedConfig;
   init?: ParamStore;
   outDir?: string;
-  resume?: boolean;
+  resume?: boolean | string;
   /** Stop after this many epochs of the schedule (an interruption, for resume tests). */
   stopAfter?: number;
-  onStep?: (step: number, total: number, loss: number) => void;
+  onStep?: (step: number, total: number, loss: number, imagesPerSecond: number) => void;
   log?: (rec: Record<string, unknown>) => void;
 }): Promise<TrainResult> {
   const { def, train, config: cfg } = opts;
@@ -121,6 +125,13 @@ export async function trainSupervised(opts: {
     );
   }
   const task = cfg.task ?? 'classification';
+  for (const [flag, v] of [
+    ['epochs', cfg.epochs],
+    ['batch size', cfg.batchSize],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1)
+      throw new UsageError(`${flag} must be an integer >= 1, got ${v}`);
+  }
   const tg = buildBackbone(def, 'train', cfg.seed);
   const { loss: ce } = crossEntropy(tg.b, tg.logits, def.numClasses);
   let loss = ce;
@@ -158,11 +169,33 @@ export async function trainSupervised(opts: {
   });
   const history: EpochLog[] = [];
   let start = 0;
-  if (opts.resume && opts.outDir) {
-    const ck = loadCheckpoint(join(opts.outDir, 'checkpoint'));
-    for (const [n, t] of ck.tensors) store.get(n).data.set(t.data as Float32Array);
+  let globalStep = 0;
+  if (opts.resume) {
+    if (opts.resume === true && !opts.outDir) {
+      throw new UsageError('resume needs an output folder or a checkpoint path');
+    }
+    const ck = loadCheckpoint(
+      typeof opts.resume === 'string' ? opts.resume : join(opts.outDir!, CHECKPOINT_DIR),
+    );
+    if (ck.state.preset !== def.name) {
+      throw new UsageError(`${ck.dir} is a checkpoint of ${ck.state.preset}, not of ${def.name}`);
+    }
+    const seed = ck.state.rng?.seed;
+    if (seed !== undefined && seed !== cfg.seed) {
+      throw new UsageError(
+        `${ck.dir} was trained with seed ${seed}; resuming with seed ${cfg.seed} would not replay it`,
+      );
+    }
+    for (const n of store.names()) {
+      const t = ck.tensors.get(n);
+      if (!t || t.data.length !== store.get(n).data.length) {
+        throw new UsageError(`${ck.dir}: '${n}' is missing or has another shape`);
+      }
+      store.get(n).data.set(t.data as Float32Array);
+    }
     opt.loadState(ck.state.optimizer);
     start = ck.state.epoch + 1;
+    globalStep = ck.state.globalStep ?? start * stepsPerEpoch;
     history.push(...(ck.state.history as EpochLog[]));
   }
   if (opts.outDir) mkdirSync(opts.outDir, { recursive: true });
@@ -197,8 +230,8 @@ export async function trainSupervised(opts: {
     const maskRng = rng.fork('dropout');
     let lossSum = 0;
     let seen = 0;
-    let k = epoch * stepsPerEpoch;
     let lr = 0;
+    let tStep = Date.now();
     for (const idx of order) {
       const n = idx.length;
       const batch = gatherBatch(train, idx);
@@ -220,13 +253,16 @@ export async function trainSupervised(opts: {
       }
       const r = await step.run(feeds, store);
       if (cfg.clipNorm) clipGradNorm(r.grads, cfg.clipNorm);
-      lr = lrAt(k);
+      lr = lrAt(globalStep);
       opt.step(r.grads, lr);
-      k++;
+      globalStep++;
       lossSum += r.loss * n;
       seen += n;
-      opts.onStep?.(k, total, r.loss);
-      logLine({ kind: 'step', epoch, step: k, loss: r.loss, lr });
+      const now = Date.now();
+      const imagesPerSecond = (1000 * n) / Math.max(1, now - tStep);
+      tStep = now;
+      opts.onStep?.(globalStep, total, r.loss, imagesPerSecond);
+      logLine({ kind: 'step', epoch, step: globalStep, loss: r.loss, lr, imagesPerSecond });
     }
     const seconds = (Date.now() - t0) / 1000;
     const rec: EpochLog = {
@@ -238,7 +274,8 @@ export async function trainSupervised(opts: {
     };
     const last = epoch === cfg.epochs - 1;
     if (opts.test && (last || (cfg.evalEvery && (epoch + 1) % cfg.evalEvery === 0))) {
-      rec.eval = await evaluateModel(evalModelWith(def, store), opts.test, {
+      rec.eval = await evaluateModel(modelWithWeights(def, store), opts.test, {
+        task: task === 'reid' ? 'retrieval' : 'both',
         threads: cfg.threads,
       });
     }
@@ -247,13 +284,16 @@ export async function trainSupervised(opts: {
     if (opts.outDir) {
       saveCheckpoint(join(opts.outDir, 'checkpoint'), store, {
         preset: def.name,
+        presetOptions: { numClasses: def.numClasses, bnneck: def.bnneck },
         config: cfg,
         epoch,
+        globalStep,
         optimizer: opt.state(),
+        rng: { seed: cfg.seed, base: new Rng(cfg.seed).state() },
         history,
       });
     }
   }
   await step.release();
-  return { store, history, model: evalModelWith(def, store) };
+  return { store, history, model: modelWithWeights(def, store) };
 }

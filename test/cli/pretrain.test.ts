@@ -1,0 +1,156 @@
+// `denoiserep pretrain` and `denoiserep eval` end to end, spawned as the user runs them.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../src/cli/index.js';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cli = join(repo, 'src', 'cli', 'index.ts');
+// Resolved here: the children run in a temp folder, where the bare name 'tsx' does not resolve.
+const tsx = import.meta.resolve('tsx');
+const cwd = mkdtempSync(join(tmpdir(), 'denoiserep-cli-'));
+after(() => rmSync(cwd, { recursive: true, force: true }));
+
+/** Runs the CLI in a child process, as a user does. */
+function run(...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, ['--import', tsx, cli, ...args], {
+    cwd,
+    encoding: 'utf8',
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/**
+ * Runs the CLI in this process (same code path as the binary, without a child's start-up
+ * cost), capturing its output and exit code. Paths must be absolute.
+ */
+async function runHere(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const [outW, errW] = [process.stdout.write, process.stderr.write];
+  let out = '';
+  let err = '';
+  // The CLI writes strings; the test runner's own reports to this process's stdout are
+  // binary, and must pass through untouched.
+  const tap =
+    (stream: NodeJS.WriteStream, orig: typeof outW, sink: (s: string) => void) =>
+    (c: string | Uint8Array, ...rest: unknown[]): boolean => {
+      if (typeof c === 'string') {
+        sink(c);
+        return true;
+      }
+      return (orig as (...a: unknown[]) => boolean).call(stream, c, ...rest);
+    };
+  process.stdout.write = tap(process.stdout, outW, (c) => (out += c)) as typeof outW;
+  process.stderr.write = tap(process.stderr, errW, (c) => (err += c)) as typeof errW;
+  try {
+    process.exitCode = 0;
+    await main(['node', 'denoiserep', ...args]);
+    return { code: Number(process.exitCode ?? 0), out, err };
+  } finally {
+    process.stdout.write = outW;
+    process.stderr.write = errW;
+    process.exitCode = 0;
+  }
+}
+
+const train = ['--model', 'mlp-fmnist', '--data', 'embedded', '--batch-size', '128'];
+const common = ['--lr', '3e-3', '--warmup-epochs', '0.2', '--threads', '2', '--json'];
+
+describe('CLI pretrain and eval', () => {
+  let final: { acc1: number; mAP: number };
+
+  test('pretrain writes checkpoint, log and model.onnx and prints JSON', () => {
+    const r = run('pretrain', ...train, '--epochs', '2', ...common, '--out', 'mlp');
+    assert.equal(r.code, 0, r.err);
+    const res = JSON.parse(r.out) as {
+      epochs: number;
+      final: { epoch: number; loss: number; eval: { acc1: number; mAP: number } };
+    };
+    assert.equal(res.epochs, 2);
+    assert.equal(res.final.epoch, 1);
+    assert.ok(res.final.eval.acc1 > 0.7, `acc@1 ${res.final.eval.acc1}`);
+    final = res.final.eval;
+    for (const f of [
+      'model.onnx',
+      'log.jsonl',
+      'checkpoint/weights.safetensors',
+      'checkpoint/state.json',
+    ]) {
+      assert.ok(existsSync(join(cwd, 'mlp', f)), f);
+    }
+    const lines = readFileSync(join(cwd, 'mlp', 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, number | string>);
+    const steps = lines.filter((l) => l.kind === 'step');
+    // 10,000 training images in batches of 128: 79 steps per epoch.
+    assert.equal(steps.length, 2 * 79);
+    assert.deepEqual(
+      steps.map((s) => s.step),
+      Array.from({ length: 158 }, (_, i) => i + 1),
+    );
+    assert.ok(steps.every((s) => Number(s.imagesPerSecond) > 0 && Number.isFinite(s.loss)));
+    assert.equal(lines.filter((l) => l.kind === 'epoch').length, 2);
+  });
+
+  test('eval of model.onnx and of the checkpoint reproduce the last epoch metrics', async () => {
+    const a = run('eval', join('mlp', 'model.onnx'), '--data', 'embedded', '--json');
+    assert.equal(a.code, 0, a.err);
+    const ra = JSON.parse(a.out) as { acc1: number; images: number };
+    assert.equal(ra.images, 2000);
+    assert.equal(ra.acc1, final.acc1);
+    const b = await runHere('eval', join(cwd, 'mlp'), '--task', 'retrieval', '--json');
+    assert.equal(b.code, 0, b.err);
+    const rb = JSON.parse(b.out) as { mAP: number; rank1: number; validQueries: number };
+    assert.equal(rb.mAP, final.mAP);
+    assert.equal(rb.validQueries, 200);
+    assert.ok(rb.rank1 > 0.5 && rb.rank1 <= 1);
+  });
+
+  test('--resume continues from the checkpoint of the run', async () => {
+    const r = await runHere(
+      'pretrain',
+      ...train,
+      '--epochs',
+      '3',
+      ...common,
+      '--out',
+      join(cwd, 'mlp'),
+      '--resume',
+      '--eval-every',
+      '0',
+    );
+    assert.equal(r.code, 0, r.err);
+    const res = JSON.parse(r.out) as { epochs: number; final: { epoch: number } };
+    assert.equal(res.epochs, 3);
+    assert.equal(res.final.epoch, 2);
+    const state = JSON.parse(readFileSync(join(cwd, 'mlp', 'checkpoint', 'state.json'), 'utf8'));
+    assert.equal(state.epoch, 2);
+    assert.equal(state.globalStep, 3 * 79);
+  });
+
+  test('bad flags exit with code 1 and name the flag', async () => {
+    const cases: [string[], RegExp][] = [
+      [['pretrain', ...train, '--epochs', 'two', '--out', 'x'], /--epochs/],
+      [['pretrain', ...train, '--optimizer', 'adam', '--out', 'x'], /--optimizer/],
+      [['pretrain', ...train, '--task', 'detect', '--out', 'x'], /--task/],
+      [['pretrain', '--model', 'no-such-net', '--out', 'x'], /no-such-net/],
+      [['eval', join(cwd, 'mlp', 'model.onnx'), '--task', 'ranking'], /--task/],
+      [['pretrain', ...train, '--epochs', '1', '--out', 'x', '--lr', 'fast'], /--lr/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await runHere(...args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, re);
+    }
+    const d = await runHere('eval', join(cwd, 'mlp'), '--data', join(cwd, 'missing-folder'));
+    assert.equal(d.code, 1);
+    assert.match(d.err, /missing-folder/);
+    const c = await runHere('eval', join(cwd, 'no-model.onnx'));
+    assert.equal(c.code, 1);
+    assert.match(c.err, /no-model\.onnx/);
+  });
+});
