@@ -113,7 +113,7 @@ const arith: Record<string, (x: number, y: number) => number> = {
   Div: (x, y) => Math.trunc(x / y),
 };
 
-for (const op of ['Add', 'Sub', 'Mul', 'Div', 'Max', 'Min', 'Mod']) {
+for (const op of ['Add', 'Sub', 'Mul', 'Div', 'Mod']) {
   registerShapeRule(op, (ctx) => {
     const dtype = sameDtype(ctx, [0, 1]);
     const a = ctx.required(0);
@@ -134,7 +134,8 @@ registerShapeRule('Pow', (ctx) => {
   return [{ name: '', dtype: a.dtype, shape: broadcastShapes(ctx, [a.shape, b.shape]) }];
 });
 
-for (const op of ['Sum', 'Mean']) {
+// Variadic (one or more inputs, multidirectional broadcasting).
+for (const op of ['Sum', 'Mean', 'Max', 'Min']) {
   registerShapeRule(op, (ctx) => {
     const idx = [...Array(ctx.inputCount).keys()];
     const dtype = sameDtype(ctx, idx);

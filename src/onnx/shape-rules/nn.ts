@@ -283,6 +283,9 @@ for (const op of [
           return [
             { name: '', dtype: x.dtype, shape: keep && x.shape ? x.shape.map(() => null) : null },
           ];
+      } else {
+        // An omitted axes input counts as empty: noop_with_empty_axes then keeps x's shape.
+        axes = [];
       }
     } else axes = attrInts(ctx.node, 'axes');
     return [{ name: '', dtype: x.dtype, shape: reduceShape(ctx, x.shape, axes, keep) }];
