@@ -8,7 +8,8 @@ export const logSoftmaxGrad: GradRule = {
     const { b } = ctx;
     if (b.opset < 13)
       throw new GradientError(
-        `LogSoftmax before opset 13 (node ${ctx.node.name}) is not supported`,
+        `LogSoftmax node ${ctx.node.name}: opset ${b.opset} semantics (input coerced to 2-D at ` +
+          `axis) are not supported; only opset 13 and later`,
       );
     const y = ctx.O(0);
     const gy = ctx.GO(0)!;

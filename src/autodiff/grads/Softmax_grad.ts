@@ -9,7 +9,10 @@ export const softmaxGrad: GradRule = {
   grad: (ctx) => {
     const { b } = ctx;
     if (b.opset < 13)
-      throw new GradientError(`Softmax before opset 13 (node ${ctx.node.name}) is not supported`);
+      throw new GradientError(
+        `Softmax node ${ctx.node.name}: opset ${b.opset} semantics (input coerced to 2-D at ` +
+          `axis) are not supported; only opset 13 and later`,
+      );
     const y = ctx.O(0);
     const gy = ctx.GO(0)!;
     const r = y.shape!.length;

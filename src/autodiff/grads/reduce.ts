@@ -1,4 +1,5 @@
 import { GradientError } from '../../errors.js';
+import type { GraphBuilder, Value } from '../../onnx/builder.js';
 import type { GradContext } from '../types.js';
 
 /**
@@ -30,4 +31,16 @@ export function reducedAxes(
     axes: axes.map((v) => (v < 0 ? v + r : v)).sort((p, q) => p - q),
     keepdims: (a.keepdims ?? 1) === 1,
   };
+}
+
+/** Unsqueeze at `axes` in the form the graph's opset takes (attribute before opset 13). */
+export function unsqueezeAt(b: GraphBuilder, v: Value, axes: number[]): Value {
+  return b.opset >= 13 ? b.unsqueeze(v, axes) : b.op1('Unsqueeze', [v], { axes });
+}
+
+/** ReduceSum over `axes` with kept dims, in the form the graph's opset takes. */
+export function reduceSumKeep(b: GraphBuilder, v: Value, axes: number[]): Value {
+  return b.opset >= 13
+    ? b.reduceSum(v, axes, true)
+    : b.op1('ReduceSum', [v], { axes, keepdims: 1 });
 }
