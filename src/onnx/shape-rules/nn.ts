@@ -60,7 +60,12 @@ function windowOut(
   if (typeof n !== 'number') return null;
   const eff = dilation * (k - 1) + 1;
   const q = (n + padBegin + padEnd - eff) / stride;
-  return (ceil ? Math.ceil(q) : Math.floor(q)) + 1;
+  if (!ceil) return Math.floor(q) + 1;
+  // ceil_mode keeps a last partial window only if it starts inside the input or the
+  // leading padding; one starting in the trailing padding is dropped (ONNX Runtime and
+  // PyTorch agree on this).
+  const out = Math.ceil(q) + 1;
+  return (out - 1) * stride >= n + padBegin ? out - 1 : out;
 }
 
 interface WindowAttrs {
