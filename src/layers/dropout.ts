@@ -9,7 +9,10 @@ import type { LayerContext } from './context.js';
 export function dropout(ctx: LayerContext, x: Value, name: string, p: number): Value {
   if (ctx.mode === 'eval' || p <= 0) return x;
   const { b } = ctx;
-  const maskName = b.uniqueName(`mask::${b.qualify(name)}`);
+  // Not b.uniqueName: it reserves the name, and b.input then refuses it as a duplicate.
+  const base = `mask::${b.qualify(name)}`;
+  let maskName = base;
+  for (let k = 1; ctx.dropoutMasks.has(maskName); k++) maskName = `${base}_${k}`;
   const mask = b.input(maskName, x.dtype, x.shape!);
   ctx.dropoutMasks.set(maskName, { keep: 1 - p, value: mask });
   return b.mul(x, mask);
