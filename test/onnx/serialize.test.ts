@@ -115,6 +115,154 @@ describe('round trip', () => {
   });
 });
 
+describe('int64 values', () => {
+  test('INT64_MAX/MIN sentinels and huge ints survive as the clamped int64 extremes', () => {
+    const g = mlpGraph();
+    // Slice-1 style ends: INT64_MAX is 2^63 once it is a JS number.
+    const max = Number(2n ** 63n - 1n);
+    g.nodes.push({
+      name: 'sl',
+      opType: 'Slice',
+      domain: '',
+      inputs: ['y'],
+      outputs: ['s'],
+      attrs: {
+        ends: { type: 'ints', value: [max, -(2 ** 63), 2 ** 70, -(2 ** 70), 7] },
+        big: { type: 'int', value: max },
+      },
+    });
+    const bytes = encodeModel(makeModel(g, 9));
+    // In the file: exactly INT64_MAX and INT64_MIN, not a wrapped value.
+    const proto = onnx.ModelProto.decode(bytes);
+    const attrs = proto.graph!.node!.find((n) => n.name === 'sl')!.attribute!;
+    const ends = attrs.find((a) => a.name === 'ends')!.ints!.map(String);
+    const i64max = String(2n ** 63n - 1n);
+    const i64min = String(-(2n ** 63n));
+    assert.deepEqual(ends, [i64max, i64min, i64max, i64min, '7']);
+    assert.equal(String(attrs.find((a) => a.name === 'big')!.i), i64max);
+    // Back in the IR: numbers >= 2^63 - 1 (that is, 2^63 as a double), and a second trip
+    // gives the same file.
+    const back = decodeModel(bytes, { source: 'slice.onnx' });
+    const endsBack = back.graph.nodes.find((n) => n.name === 'sl')!.attrs.ends!;
+    assert.deepEqual(endsBack, {
+      type: 'ints',
+      value: [2 ** 63, -(2 ** 63), 2 ** 63, -(2 ** 63), 7],
+    });
+    assert.deepEqual(encodeModel(back), bytes);
+  });
+
+  test('int64_data holding INT64_MAX decodes exactly into a BigInt64Array', () => {
+    const T = onnx.TensorProto.DataType;
+    const lim = { low: -1, high: 0x7fffffff, unsigned: false } as unknown as number;
+    const proto = onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'g',
+        initializer: [
+          { name: 'ends', dataType: T.INT64, dims: [2], int64Data: [lim, -1] },
+          {
+            name: 'u',
+            dataType: T.UINT64,
+            dims: [1],
+            uint64Data: [{ low: -1, high: -1, unsigned: true } as unknown as number],
+          },
+        ],
+      },
+    });
+    const m = decodeModel(onnx.ModelProto.encode(proto).finish(), { source: 'ends.onnx' });
+    assert.deepEqual(
+      m.graph.initializers.get('ends')!.data,
+      BigInt64Array.from([2n ** 63n - 1n, -1n]),
+    );
+    assert.deepEqual(m.graph.initializers.get('u')!.data, BigUint64Array.from([2n ** 64n - 1n]));
+  });
+});
+
+describe('raw data', () => {
+  test('raw_data at an odd byte offset of the input is copied into aligned arrays', () => {
+    const model = fullModel();
+    const bytes = encodeModel(model);
+    for (const shift of [1, 3, 5]) {
+      const buf = new Uint8Array(bytes.length + shift);
+      buf.set(bytes, shift);
+      const back = decodeModel(buf.subarray(shift), { source: `shift-${shift}` });
+      assert.deepStrictEqual(back, model);
+    }
+  });
+
+  test('raw_data whose length disagrees with the dims names the tensor', () => {
+    const proto = onnx.ModelProto.decode(encodeModel(makeModel(mlpGraph())));
+    const b = proto.graph!.initializer!.find((t) => t.name === 'b')!;
+    b.rawData = b.rawData!.subarray(0, 8);
+    assert.throws(
+      () => decodeModel(onnx.ModelProto.encode(proto).finish(), { source: 'len.onnx' }),
+      (e: unknown) =>
+        e instanceof ModelError &&
+        e.message.includes("len.onnx: tensor 'b' has 8 bytes") &&
+        e.message.includes('need 12'),
+    );
+  });
+
+  test('an unsupported dtype (string tensor) and negative dims name the tensor', () => {
+    const bad = (init: onnxProto.onnx.ITensorProto) =>
+      onnx.ModelProto.encode(
+        onnx.ModelProto.create({
+          irVersion: 8,
+          opsetImport: [{ domain: '', version: 17 }],
+          graph: { name: 'g', initializer: [init] },
+        }),
+      ).finish();
+    const T = onnx.TensorProto.DataType;
+    assert.throws(
+      () =>
+        decodeModel(bad({ name: 'names', dataType: T.STRING, dims: [1] }), { source: 's.onnx' }),
+      (e: unknown) =>
+        e instanceof ModelError &&
+        /s\.onnx: tensor 'names' has unsupported data type 8/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        decodeModel(bad({ name: 'neg', dataType: T.FLOAT, dims: [-2, 3], floatData: [] }), {
+          source: 'n.onnx',
+        }),
+      (e: unknown) =>
+        e instanceof ModelError && /n\.onnx: tensor 'neg' has invalid dims/.test(e.message),
+    );
+  });
+});
+
+describe('attributes from other exporters', () => {
+  test('an attribute with no type set is typed by the field it fills', () => {
+    const proto = onnx.ModelProto.decode(encodeModel(makeModel(mlpGraph())));
+    proto.graph!.node![0]!.attribute = [
+      { name: 'perm', ints: [1, 0] },
+      { name: 'alpha', f: 0.5 },
+      { name: 'mode', s: new TextEncoder().encode('constant') },
+    ];
+    const m = decodeModel(onnx.ModelProto.encode(proto).finish(), { source: 'old.onnx' });
+    assert.deepEqual(m.graph.nodes[0]!.attrs, {
+      perm: { type: 'ints', value: [1, 0] },
+      alpha: { type: 'float', value: 0.5 },
+      mode: { type: 'string', value: 'constant' },
+    });
+  });
+
+  test('a TENSOR attribute without a tensor names the node and the attribute', () => {
+    const proto = onnx.ModelProto.decode(encodeModel(makeModel(mlpGraph())));
+    proto.graph!.node![1]!.attribute = [
+      { name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR },
+    ];
+    assert.throws(
+      () => decodeModel(onnx.ModelProto.encode(proto).finish(), { source: 'att.onnx' }),
+      (e: unknown) =>
+        e instanceof ModelError &&
+        e.message.includes("att.onnx: node 'add' attribute 'value'") &&
+        e.message.includes('holds no tensor'),
+    );
+  });
+});
+
 describe('tensors in typed protobuf fields', () => {
   test('float_data, double_data, int64_data, int32_data (uint8, int8, bool), uint64_data (uint32)', () => {
     const T = onnx.TensorProto.DataType;
@@ -241,6 +389,38 @@ describe('external data', () => {
         return true;
       });
     }
+  });
+
+  test('a side file that is a symbolic link out of the folder is refused', async () => {
+    const dir = path.join(tmp, 'ext-link', 'model');
+    fs.mkdirSync(dir, { recursive: true });
+    const outside = path.join(tmp, 'ext-link', 'secret.bin');
+    writeExternal(dir, 'w.bin', outside);
+    fs.symlinkSync(outside, path.join(dir, 'w.bin'));
+    const file = path.join(dir, 'model.onnx');
+    await assert.rejects(readModel(file), (e: unknown) => {
+      assert.ok(e instanceof ModelError, String(e));
+      assert.match(e.message, /tensor 'W'.*'w\.bin'.*outside the model's folder/);
+      return true;
+    });
+    // A link that stays inside the folder is fine.
+    fs.renameSync(outside, path.join(dir, 'real.bin'));
+    fs.rmSync(path.join(dir, 'w.bin'));
+    fs.symlinkSync('real.bin', path.join(dir, 'w.bin'));
+    const m = await readModel(file);
+    assert.deepStrictEqual(m.graph.initializers.get('W'), mlpGraph().initializers.get('W'));
+  });
+
+  test('without a folder (decodeModel of bytes alone) external data is refused', () => {
+    const dir = path.join(tmp, 'ext-nofolder');
+    const file = writeExternal(dir, 'w.bin', path.join(dir, 'w.bin'));
+    assert.throws(
+      () => decodeModel(fs.readFileSync(file), { source: 'mem' }),
+      (e: unknown) =>
+        e instanceof ModelError && /mem: tensor 'W' is stored in 'w\.bin'/.test(e.message),
+    );
+    const m = decodeModel(fs.readFileSync(file), { source: 'mem', baseDir: dir });
+    assert.deepStrictEqual(m.graph.initializers.get('W'), mlpGraph().initializers.get('W'));
   });
 
   test('a missing side file, or a length past its end, names the tensor and the location', async () => {
