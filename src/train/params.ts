@@ -1,4 +1,4 @@
-import { ModelError } from '../errors.js';
+import { ModelError, UsageError } from '../errors.js';
 import type { Tensor } from '../onnx/tensor.js';
 
 /** A named float32 tensor that training updates in place. */
@@ -9,16 +9,24 @@ export interface Param {
 }
 
 /**
- * Parameters (and buffers) by name, in a fixed order. Parameters live here, in
- * TypeScript, between ONNX Runtime steps.
+ * Parameters (and buffers) by name, in insertion order. Parameters live here, in
+ * TypeScript, between ONNX Runtime steps; optimisers update `data` in place.
  * @example
- * const store = ParamStore.fromInitializers(model.graph.initializers, params);
+ * const store = new ParamStore();
+ * store.set('head.weight', [10, 192], new Float32Array(1920));
  * store.get('head.weight').data[0] = 0;
+ * store.get('head.wieght'); // ModelError: no parameter named 'head.wieght' (close: head.weight)
  */
 export class ParamStore {
   private readonly map = new Map<string, Param>();
 
-  /** Copies the named float32 initializers into a new store. */
+  /**
+   * Copies the named float32 initializers into a new store.
+   * @param inits - initializers by name (an ONNX graph's)
+   * @param names - which of them to copy, in the store's order
+   * @example
+   * const store = ParamStore.fromInitializers(model.graph.initializers, built.params);
+   */
   static fromInitializers(inits: Map<string, Tensor>, names: Iterable<string>): ParamStore {
     const s = new ParamStore();
     for (const n of names) {
@@ -31,57 +39,107 @@ export class ParamStore {
     return s;
   }
 
-  /** Copies tensors into a new store. */
+  /**
+   * Copies every tensor of a map (all float32) into a new store.
+   * @param tensors - tensors by name
+   * @example
+   * const store = ParamStore.fromTensors(readSafetensors(path).tensors);
+   */
   static fromTensors(tensors: Map<string, Tensor>): ParamStore {
     return ParamStore.fromInitializers(tensors, tensors.keys());
   }
 
+  /**
+   * Adds or replaces a parameter (the array is kept, not copied).
+   * @param name - parameter name
+   * @param shape - its dimensions; their product must equal `data.length`
+   * @param data - its values
+   * @example
+   * store.set('fc.bias', [10], new Float32Array(10));
+   */
   set(name: string, shape: number[], data: Float32Array): void {
+    if (!shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new ModelError(`parameter '${name}': invalid shape [${shape.join(', ')}]`);
+    }
+    const size = shape.reduce((a, d) => a * d, 1);
+    if (size !== data.length) {
+      throw new ModelError(
+        `parameter '${name}': shape [${shape.join(', ')}] holds ${size} values, data has ${data.length}`,
+      );
+    }
     this.map.set(name, { name, shape, data });
   }
 
+  /** Whether a parameter of that name exists. */
   has(name: string): boolean {
     return this.map.has(name);
   }
 
-  /** The parameter; fails naming it and listing similar names. */
+  /**
+   * The parameter of that name. A missing name fails with a ModelError that lists up to
+   * five close names (same last segment, or a small edit distance), closest first.
+   * @param name - parameter name
+   * @example
+   * const w = store.get('blocks.0.mlp.fc1.weight').data;
+   */
   get(name: string): Param {
     const p = this.map.get(name);
     if (!p) {
-      const tail = name.split('.').pop() ?? name;
-      const close = this.names()
-        .filter((n) => n.endsWith(tail))
-        .slice(0, 5);
+      const close = closeNames(name, this.names());
       throw new ModelError(
-        `no parameter named '${name}'${close.length ? ` (similar: ${close.join(', ')})` : ''}`,
+        `no parameter named '${name}'${close.length ? ` (close: ${close.join(', ')})` : ''}`,
       );
     }
     return p;
   }
 
+  /** Names in insertion order. */
   names(): string[] {
     return [...this.map.keys()];
   }
 
+  /** Parameters in insertion order (the live objects, not copies). */
   entries(): Param[] {
     return [...this.map.values()];
   }
 
-  /** Total number of elements. */
+  /** Number of parameters (tensors). */
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** Total number of elements over all parameters. */
   totalCount(): number {
     let n = 0;
     for (const p of this.map.values()) n += p.data.length;
     return n;
   }
 
-  /** A deep copy. */
+  /** A deep copy (shapes and data copied). */
   clone(): ParamStore {
     const s = new ParamStore();
     for (const p of this.map.values()) s.set(p.name, [...p.shape], Float32Array.from(p.data));
     return s;
   }
 
-  /** The values as tensors (sharing the data). */
+  /**
+   * The parameters as a plain object by name (sharing the data). Keys keep insertion order
+   * except integer-like names, which JavaScript objects list first.
+   * @example
+   * const { 'fc.bias': bias } = store.toRecord();
+   */
+  toRecord(): Record<string, Param> {
+    const out: Record<string, Param> = {};
+    for (const [n, p] of this.map) out[n] = p;
+    return out;
+  }
+
+  /**
+   * The values as float32 tensors (sharing the data).
+   * @param names - which parameters (default all, in order)
+   * @example
+   * writeSafetensors(path, store.toTensors());
+   */
   toTensors(names: Iterable<string> = this.map.keys()): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
     for (const n of names) {
@@ -90,4 +148,116 @@ export class ParamStore {
     }
     return out;
   }
+}
+
+/** Up to five names close to `name`: same last segment first, then by edit distance. */
+function closeNames(name: string, names: string[]): string[] {
+  const tail = name.split('.').pop() ?? name;
+  const limit = Math.max(2, Math.floor(name.length / 4));
+  return names
+    .map((n) => ({ n, d: editDistance(name, n), same: n.split('.').pop() === tail }))
+    .filter((c) => c.d <= limit || c.same)
+    .sort((a, b) => a.d - b.d || Number(b.same) - Number(a.same))
+    .slice(0, 5)
+    .map((c) => c.n);
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions each cost 1). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(
+        prev[j]! + 1,
+        cur[j - 1]! + 1,
+        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * Parameters that share optimiser settings and can be frozen together.
+ *
+ * `lr` is a **multiplier** of the learning rate passed to `step()` (not an absolute rate),
+ * so one schedule drives every group: a group with `lr: 0.1` steps at a tenth of the
+ * scheduled rate. Weight decay is absolute (AdamW multiplies it by the group's effective
+ * rate, as PyTorch does).
+ */
+export interface ParamGroup {
+  /** Group name, unique within an optimiser (used by `setFrozen`). */
+  name: string;
+  /** Parameter names; each may belong to one group only. */
+  params: string[];
+  /** Multiplier of the step's learning rate (default 1). */
+  lr?: number;
+  /** Weight decay of this group (default 0). */
+  weightDecay?: number;
+  /** A frozen group is skipped by `step()` (no update, no state change) until unfrozen. */
+  frozen?: boolean;
+}
+
+/**
+ * Whether a parameter is exempt from weight decay under {@link defaultDecayGroups}' rule.
+ * With `.`-separated name segments, a parameter gets no decay when:
+ * - the name is `bias` or ends with `.bias`;
+ * - a segment contains `norm` (`norm`, `norm1`, `fc_norm`, `layernorm`) or starts with
+ *   `bn` (`bn1`, `bnneck`), or is `bottleneck` (the BNNeck of ReID heads), or the name
+ *   contains `downsample.1.` (torchvision ResNet's shortcut BatchNorm). Segments, not
+ *   raw substrings, so that a name like `subnet.weight` is not caught by `bn`;
+ * - a segment is `pos_embed` or `cls_token`;
+ * - the name contains `denoise.embed` (a denoiser's time embedding);
+ * - `shape` is given and has at most one dimension (timm's rule: nothing 1-D decays).
+ * @param name - parameter name
+ * @param shape - its shape, if known
+ * @example
+ * isNoDecay('blocks.0.norm1.weight'); // true
+ * isNoDecay('blocks.0.mlp.fc1.weight'); // false
+ */
+export function isNoDecay(name: string, shape?: readonly number[]): boolean {
+  const segs = name.split('.');
+  return (
+    name === 'bias' ||
+    name.endsWith('.bias') ||
+    segs.some(
+      (s) =>
+        s.includes('norm') ||
+        s.startsWith('bn') ||
+        s === 'bottleneck' ||
+        s === 'pos_embed' ||
+        s === 'cls_token',
+    ) ||
+    name.includes('downsample.1.') ||
+    name.includes('denoise.embed') ||
+    (shape !== undefined && shape.length <= 1)
+  );
+}
+
+/**
+ * Splits parameter names into a `decay` group (weight decay `weightDecay`) and a
+ * `no_decay` group (weight decay 0) by {@link isNoDecay}'s rule; both keep the order of
+ * `names`.
+ * @param names - trainable parameter names
+ * @param weightDecay - decay of the `decay` group (default 0.05, the ViT recipe's)
+ * @param shapes - parameter shapes; when given, every parameter of rank <= 1 goes to `no_decay`
+ * @example
+ * const groups = defaultDecayGroups(store.names(), 0.05);
+ * const opt = new AdamW(store, groups);
+ */
+export function defaultDecayGroups(
+  names: string[],
+  weightDecay = 0.05,
+  shapes?: Map<string, readonly number[]>,
+): ParamGroup[] {
+  if (!(weightDecay >= 0) || !Number.isFinite(weightDecay)) {
+    throw new UsageError(`weight decay must be a finite number >= 0, got ${weightDecay}`);
+  }
+  const none = (n: string) => isNoDecay(n, shapes?.get(n));
+  return [
+    { name: 'decay', params: names.filter((n) => !none(n)), weightDecay },
+    { name: 'no_decay', params: names.filter(none), weightDecay: 0 },
+  ];
 }
