@@ -1,222 +1,347 @@
 import { ModelError, UsageError } from '../errors.js';
-import type { ParamStore } from './params.js';
+import type { ParamGroup, ParamStore } from './params.js';
 
-/** Parameters that share settings and can be frozen together. */
-export interface ParamGroup {
-  name: string;
-  params: string[];
-  /** Multiplies the step's learning rate (default 1). */
-  lrScale?: number;
-  /** Weight decay of this group (default 0). */
-  weightDecay?: number;
-  /** A frozen group is skipped by step() until unfrozen. */
-  frozen?: boolean;
-}
-
-/**
- * Splits names into a decayed group and a no-decay group: biases, normalisation
- * parameters (names containing `norm`, `bn`, `bottleneck`, `downsample.1`), position
- * embeddings, class tokens and denoiser time embeddings get no weight decay (timm's rule:
- * nothing 1-D decays), everything else does.
- */
-export function defaultDecayGroups(
-  names: string[],
-  weightDecay: number,
-  shapes?: Map<string, number[]>,
-): ParamGroup[] {
-  const noDecay = (n: string) =>
-    n.endsWith('.bias') ||
-    /(^|\.)(norm\d*|bn\d*|bottleneck)(\.|$)/.test(n) ||
-    /downsample\.1\./.test(n) ||
-    n === 'pos_embed' ||
-    n === 'cls_token' ||
-    n.endsWith('.denoise.embed') ||
-    (shapes?.get(n)?.length ?? 2) <= 1;
-  return [
-    { name: 'decay', params: names.filter((n) => !noDecay(n)), weightDecay },
-    { name: 'no_decay', params: names.filter(noDecay), weightDecay: 0 },
-  ];
-}
+// The groups live in params.ts (with the parameters); re-exported for existing imports.
+export { defaultDecayGroups, isNoDecay, type ParamGroup } from './params.js';
 
 /** What every optimiser offers. */
 export interface Optimizer {
-  /** Updates the parameters in place from their gradients. */
+  /**
+   * Updates the parameters in place from their gradients. Frozen groups and parameters
+   * without a gradient in `grads` are skipped; gradients of parameters outside every group
+   * are ignored.
+   */
   step(grads: Map<string, Float32Array>, lr: number): void;
+  /** Freezes or unfreezes a group by name (takes effect at the next step). */
   setFrozen(group: string, frozen: boolean): void;
+  /** Whether a group is frozen. */
+  isFrozen(group: string): boolean;
   /** Serializable state (moments, step counts) for bit-identical resume. */
   state(): OptimizerState;
   loadState(s: OptimizerState): void;
 }
 
+/** JSON-able optimiser state. Float32 moments survive a JSON round trip exactly. */
 export interface OptimizerState {
   kind: string;
+  /** Number of `step()` calls so far. */
   step: number;
+  /**
+   * Updates applied to each parameter so far (PyTorch's per-parameter `state['step']`:
+   * a parameter without a gradient or in a frozen group does not count the step). States
+   * written without it use `step` for every parameter that has buffers.
+   */
+  steps?: Record<string, number>;
+  /** Per-parameter buffers: SGD `[momentum]`, AdamW `[exp_avg, exp_avg_sq]`. */
   buffers: Record<string, number[][]>;
 }
 
 abstract class BaseOptimizer implements Optimizer {
-  protected t = 0;
+  /** `step()` calls. */
+  protected calls = 0;
+  /** Updates per parameter (only parameters that were updated at least once). */
+  protected readonly counts = new Map<string, number>();
   protected readonly buffers = new Map<string, Float32Array[]>();
+  protected readonly groups: ParamGroup[];
+
   constructor(
     protected readonly store: ParamStore,
-    protected readonly groups: ParamGroup[],
+    groups: ParamGroup[],
     private readonly kind: string,
+    /** Buffers each updated parameter keeps. */
     private readonly nBuffers: number,
   ) {
+    // Copied so that setFrozen() does not edit the caller's objects.
+    this.groups = groups.map((g) => ({ ...g, params: [...g.params] }));
     const seen = new Set<string>();
-    for (const g of groups) {
+    const groupNames = new Set<string>();
+    for (const g of this.groups) {
+      if (groupNames.has(g.name)) throw new UsageError(`two optimiser groups named '${g.name}'`);
+      groupNames.add(g.name);
+      for (const [key, v] of [
+        ['lr', g.lr],
+        ['weightDecay', g.weightDecay],
+      ] as const) {
+        if (v !== undefined && !(Number.isFinite(v) && v >= 0)) {
+          throw new UsageError(`group '${g.name}': ${key} must be a finite number >= 0, got ${v}`);
+        }
+      }
       for (const p of g.params) {
         if (seen.has(p)) throw new UsageError(`parameter '${p}' is in two optimiser groups`);
         seen.add(p);
-        store.get(p);
+        store.get(p); // fails naming the parameter (and close names) if it is missing
       }
     }
+  }
+
+  private group(name: string): ParamGroup {
+    const g = this.groups.find((x) => x.name === name);
+    if (!g)
+      throw new UsageError(
+        `no parameter group '${name}' (groups: ${this.groups.map((x) => x.name).join(', ')})`,
+      );
+    return g;
   }
 
   setFrozen(group: string, frozen: boolean): void {
-    const g = this.groups.find((x) => x.name === group);
-    if (!g)
-      throw new UsageError(
-        `no parameter group '${group}' (groups: ${this.groups.map((x) => x.name).join(', ')})`,
-      );
-    g.frozen = frozen;
+    this.group(group).frozen = frozen;
   }
 
-  protected bufs(name: string, n: number): Float32Array[] {
-    let b = this.buffers.get(name);
-    if (!b)
-      this.buffers.set(
-        name,
-        (b = Array.from({ length: this.nBuffers }, () => new Float32Array(n))),
-      );
-    return b;
+  isFrozen(group: string): boolean {
+    return this.group(group).frozen === true;
   }
 
   step(grads: Map<string, Float32Array>, lr: number): void {
-    this.t++;
-    for (const g of this.groups) {
-      if (g.frozen) continue;
-      const glr = lr * (g.lrScale ?? 1);
-      const wd = g.weightDecay ?? 0;
-      for (const name of g.params) {
-        const grad = grads.get(name);
-        if (!grad) continue;
-        const p = this.store.get(name);
-        if (grad.length !== p.data.length) {
+    if (!(Number.isFinite(lr) && lr >= 0))
+      throw new UsageError(`learning rate must be a finite number >= 0, got ${lr}`);
+    // Every length is checked before anything changes, so a bad gradient leaves the
+    // parameters and the state as they were.
+    const work: { name: string; w: Float32Array; g: Float32Array; lr: number; wd: number }[] = [];
+    for (const grp of this.groups) {
+      if (grp.frozen) continue;
+      for (const name of grp.params) {
+        const g = grads.get(name);
+        if (!g) continue;
+        const w = this.store.get(name).data;
+        if (g.length !== w.length) {
           throw new ModelError(
-            `gradient of '${name}' has ${grad.length} values, the parameter has ${p.data.length}`,
+            `gradient of '${name}' has ${g.length} values, the parameter has ${w.length}`,
           );
         }
-        this.update(name, p.data, grad, glr, wd);
+        work.push({ name, w, g, lr: lr * (grp.lr ?? 1), wd: grp.weightDecay ?? 0 });
       }
+    }
+    this.calls++;
+    for (const x of work) {
+      const t = (this.counts.get(x.name) ?? 0) + 1;
+      this.counts.set(x.name, t);
+      this.update(x.name, x.w, x.g, x.lr, x.wd, t);
     }
   }
 
+  /** The parameter's buffers, created at zero on first use; `created` tells which. */
+  protected bufs(name: string, n: number): { b: Float32Array[]; created: boolean } {
+    const b = this.buffers.get(name);
+    if (b) return { b, created: false };
+    const fresh = Array.from({ length: this.nBuffers }, () => new Float32Array(n));
+    this.buffers.set(name, fresh);
+    return { b: fresh, created: true };
+  }
+
+  /** One parameter's update; `t` counts this parameter's updates, this one included. */
   protected abstract update(
     name: string,
     w: Float32Array,
     g: Float32Array,
     lr: number,
     wd: number,
+    t: number,
   ): void;
 
   state(): OptimizerState {
     const buffers: Record<string, number[][]> = {};
     for (const [k, v] of this.buffers) buffers[k] = v.map((a) => Array.from(a));
-    return { kind: this.kind, step: this.t, buffers };
+    return {
+      kind: this.kind,
+      step: this.calls,
+      steps: Object.fromEntries(this.counts),
+      buffers,
+    };
   }
 
   loadState(s: OptimizerState): void {
-    if (s.kind !== this.kind)
-      throw new UsageError(`optimiser state is for ${s.kind}, not ${this.kind}`);
-    this.t = s.step;
-    this.buffers.clear();
-    for (const [k, v] of Object.entries(s.buffers))
-      this.buffers.set(
+    if (s?.kind !== this.kind)
+      throw new UsageError(`optimiser state is for ${s?.kind}, not ${this.kind}`);
+    if (!Number.isInteger(s.step) || s.step < 0)
+      throw new UsageError(`optimiser state: step must be an integer >= 0, got ${s.step}`);
+    const known = (k: string) => {
+      if (!this.store.has(k))
+        throw new ModelError(`optimiser state names parameter '${k}', which the model lacks`);
+    };
+    const buffers = new Map<string, Float32Array[]>();
+    for (const [k, v] of Object.entries(s.buffers ?? {})) {
+      known(k);
+      const n = this.store.get(k).data.length;
+      if (!Array.isArray(v) || v.length !== this.nBuffers || v.some((a) => a?.length !== n)) {
+        throw new ModelError(
+          `optimiser state: buffers of '${k}' do not match the parameter (${this.nBuffers} of ${n} values expected)`,
+        );
+      }
+      buffers.set(
         k,
         v.map((a) => Float32Array.from(a)),
       );
+    }
+    const counts = new Map<string, number>();
+    for (const [k, t] of Object.entries(s.steps ?? {})) {
+      known(k);
+      if (!Number.isInteger(t) || t < 1)
+        throw new UsageError(`optimiser state: step count of '${k}' must be >= 1, got ${t}`);
+      counts.set(k, t);
+    }
+    // States without per-parameter counts: every parameter with buffers took every step.
+    if (!s.steps) for (const k of buffers.keys()) counts.set(k, s.step);
+    this.calls = s.step;
+    this.buffers.clear();
+    for (const [k, v] of buffers) this.buffers.set(k, v);
+    this.counts.clear();
+    for (const [k, t] of counts) this.counts.set(k, t);
   }
 }
 
+/** Options of {@link SGD}. */
+export interface SgdOptions {
+  /** Momentum factor μ (default 0: plain SGD, no buffer kept). */
+  momentum?: number;
+  /** Nesterov momentum (needs μ > 0). */
+  nesterov?: boolean;
+}
+
 /**
- * SGD with momentum, dampening 0 and optional Nesterov, weight decay added to the
- * gradient (PyTorch's torch.optim.SGD semantics):
- * g ← g + wd·w; b ← μ b + g (b = g at the first step); w ← w − lr·(nesterov ? g + μ b : b).
+ * SGD with momentum (dampening 0) and optional Nesterov momentum, weight decay added to
+ * the gradient (coupled) — PyTorch's `torch.optim.SGD` algorithm, per element:
+ * ```
+ * d ← g + wd·w
+ * b ← d at a parameter's first update, else μ·b + d
+ * w ← w − lr·(nesterov ? d + μ·b : b)      (with μ = 0: w ← w − lr·d)
+ * ```
+ * Each update is computed in float64 from the float32 values and rounded once when
+ * stored, so results may differ from PyTorch's float32 kernels in the last bit.
+ * @example
+ * const opt = new SGD(store, defaultDecayGroups(store.names(), 1e-4), { momentum: 0.9, nesterov: true });
+ * opt.step(grads, 0.01);
  */
 export class SGD extends BaseOptimizer {
-  constructor(
-    store: ParamStore,
-    groups: ParamGroup[],
-    private readonly opts: { momentum?: number; nesterov?: boolean } = {},
-  ) {
-    super(store, groups, 'sgd', 1);
-    if (opts.nesterov && !(opts.momentum && opts.momentum > 0))
-      throw new UsageError('Nesterov momentum needs momentum > 0');
+  private readonly mu: number;
+  private readonly nesterov: boolean;
+
+  /**
+   * @param store - the parameters, updated in place
+   * @param groups - parameter groups (learning-rate multiplier, weight decay, frozen)
+   * @param opts - momentum and Nesterov
+   */
+  constructor(store: ParamStore, groups: ParamGroup[], opts: SgdOptions = {}) {
+    const mu = opts.momentum ?? 0;
+    super(store, groups, 'sgd', mu === 0 ? 0 : 1);
+    if (!(Number.isFinite(mu) && mu >= 0))
+      throw new UsageError(`SGD momentum must be a finite number >= 0, got ${mu}`);
+    if (opts.nesterov && mu === 0) throw new UsageError('Nesterov momentum needs momentum > 0');
+    this.mu = mu;
+    this.nesterov = opts.nesterov ?? false;
   }
 
   protected update(name: string, w: Float32Array, g: Float32Array, lr: number, wd: number): void {
-    const mu = this.opts.momentum ?? 0;
-    const first = !this.buffers.has(name);
-    const [buf] = this.bufs(name, w.length) as [Float32Array];
+    const mu = this.mu;
+    if (mu === 0) {
+      for (let i = 0; i < w.length; i++) w[i] = w[i]! - lr * (g[i]! + wd * w[i]!);
+      return;
+    }
+    const { b, created } = this.bufs(name, w.length);
+    const buf = b[0]!;
     for (let i = 0; i < w.length; i++) {
-      let d = g[i]! + wd * w[i]!;
-      if (mu !== 0) {
-        const b = first ? d : mu * buf[i]! + d;
-        buf[i] = b;
-        d = this.opts.nesterov ? d + mu * b : b;
-      }
-      w[i] = w[i]! - lr * d;
+      const d = g[i]! + wd * w[i]!;
+      buf[i] = created ? d : mu * buf[i]! + d;
+      // The buffer is stored in float32 (as PyTorch's), so the Nesterov term reads it back.
+      w[i] = w[i]! - lr * (this.nesterov ? d + mu * buf[i]! : buf[i]!);
     }
   }
 }
 
+/** Options of {@link AdamW}. */
+export interface AdamWOptions {
+  /** (β1, β2), default (0.9, 0.999). */
+  betas?: [number, number];
+  /** Added to the denominator, default 1e-8. */
+  eps?: number;
+}
+
 /**
- * AdamW (decoupled weight decay, PyTorch semantics): w ← w (1 − lr·wd); m ← β1 m + (1−β1) g;
- * v ← β2 v + (1−β2) g²; w ← w − lr · (m / (1−β1ᵗ)) / (√(v / (1−β2ᵗ)) + ε).
+ * AdamW — Adam with decoupled weight decay and bias correction, PyTorch's
+ * `torch.optim.AdamW` algorithm (amsgrad off), per element with t the parameter's update
+ * count:
+ * ```
+ * w ← w·(1 − lr·wd)
+ * m ← β1·m + (1 − β1)·g          v ← β2·v + (1 − β2)·g²
+ * w ← w − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
+ * ```
+ * The weight decay comes from the groups (default 0, unlike PyTorch's 0.01); `lr` is the
+ * step's rate times the group's multiplier. Arithmetic as in {@link SGD}.
+ * @example
+ * const opt = new AdamW(store, defaultDecayGroups(store.names(), 0.05));
+ * opt.step(grads, 1e-3);
  */
 export class AdamW extends BaseOptimizer {
   private readonly b1: number;
   private readonly b2: number;
   private readonly eps: number;
-  constructor(
-    store: ParamStore,
-    groups: ParamGroup[],
-    opts: { betas?: [number, number]; eps?: number } = {},
-  ) {
+
+  /**
+   * @param store - the parameters, updated in place
+   * @param groups - parameter groups (learning-rate multiplier, weight decay, frozen)
+   * @param opts - betas and eps
+   */
+  constructor(store: ParamStore, groups: ParamGroup[], opts: AdamWOptions = {}) {
     super(store, groups, 'adamw', 2);
     [this.b1, this.b2] = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
+    for (const [key, v] of [
+      ['beta1', this.b1],
+      ['beta2', this.b2],
+    ] as const) {
+      if (!(v >= 0 && v < 1)) throw new UsageError(`AdamW ${key} must be in [0, 1), got ${v}`);
+    }
+    if (!(Number.isFinite(this.eps) && this.eps >= 0))
+      throw new UsageError(`AdamW eps must be a finite number >= 0, got ${this.eps}`);
   }
 
-  protected update(name: string, w: Float32Array, g: Float32Array, lr: number, wd: number): void {
-    const [m, v] = this.bufs(name, w.length) as [Float32Array, Float32Array];
-    const bc1 = 1 - this.b1 ** this.t;
-    const bc2 = 1 - this.b2 ** this.t;
-    const stepSize = lr / bc1;
-    const sq2 = Math.sqrt(bc2);
+  protected update(
+    name: string,
+    w: Float32Array,
+    g: Float32Array,
+    lr: number,
+    wd: number,
+    t: number,
+  ): void {
+    const { b } = this.bufs(name, w.length);
+    const m = b[0]!;
+    const v = b[1]!;
+    const b1 = this.b1;
+    const b2 = this.b2;
+    const stepSize = lr / (1 - b1 ** t);
+    const bc2Sqrt = Math.sqrt(1 - b2 ** t);
     const decay = 1 - lr * wd;
     for (let i = 0; i < w.length; i++) {
       const gi = g[i]!;
-      const mi = this.b1 * m[i]! + (1 - this.b1) * gi;
-      const vi = this.b2 * v[i]! + (1 - this.b2) * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      w[i] = w[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) / sq2 + this.eps);
+      m[i] = b1 * m[i]! + (1 - b1) * gi;
+      v[i] = b2 * v[i]! + (1 - b2) * gi * gi;
+      // The moments are read back from float32 storage, as PyTorch keeps them.
+      w[i] = w[i]! * decay - (stepSize * m[i]!) / (Math.sqrt(v[i]!) / bc2Sqrt + this.eps);
     }
   }
 }
 
 /**
- * Scales gradients in place so that their global L2 norm is at most `maxNorm`
- * (PyTorch's clip_grad_norm_: factor maxNorm / (norm + 1e-6) when below 1).
+ * Scales gradients in place so that their global L2 norm (over every array of `grads`)
+ * is at most `maxNorm`, as PyTorch's `clip_grad_norm_`: the factor is
+ * `min(1, maxNorm / (norm + 1e-6))`, so a clipped norm ends slightly below `maxNorm`.
+ * The norm is summed in float64; a NaN or infinite norm scales every gradient by NaN or 0
+ * as PyTorch does, so check the returned value.
+ * @param grads - gradients by parameter name, scaled in place
+ * @param maxNorm - largest allowed norm (> 0)
  * @returns the norm before clipping
+ * @example
+ * const norm = clipGradNorm(grads, 1.0);
  */
 export function clipGradNorm(grads: Map<string, Float32Array>, maxNorm: number): number {
+  if (!(Number.isFinite(maxNorm) && maxNorm > 0))
+    throw new UsageError(`gradient clipping norm must be a finite number > 0, got ${maxNorm}`);
   let sq = 0;
   for (const g of grads.values()) for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
   const norm = Math.sqrt(sq);
-  const f = maxNorm / (norm + 1e-6);
-  if (f < 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! * f;
+  // PyTorch holds the factor in a float32 tensor; a float32 × float32 product is exact in
+  // float64, so rounding it once gives the same result as its float32 multiply.
+  const f = Math.fround(maxNorm / (norm + 1e-6));
+  if (Number.isNaN(f) || f < 1)
+    for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! * f;
   return norm;
 }
