@@ -37,6 +37,7 @@ export function verifyCommand(program: Command): void {
       .option('--channels <n>', 'image channels', parseIntArg('--channels', 1))
       .option('--mean <m>', 'per-channel mean', parseListArg('--mean'))
       .option('--std <s>', 'per-channel std', parseListArg('--std'))
+      .option('--skip-corrupt', 'skip images that fail to decode', false)
       .option('--batch <n>', 'images compared', parseIntArg('--batch', 1), 64)
       .option(
         '--tolerance <x>',
