@@ -1,12 +1,19 @@
 import { gatherBatch, type ImageDataset } from '../data/dataset.js';
-import { epochBatches } from '../data/samplers.js';
+import { epochBatches, pkBatches } from '../data/samplers.js';
 import { ModelError } from '../errors.js';
 import { buildBackbone } from '../models/registry.js';
 import { INPUT_NAME, type ModelDef } from '../models/types.js';
 import type { Model } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import { Session } from '../runtime/session.js';
-import { crossEntropy, oneHot, TARGET_NAME } from '../train/losses.js';
+import {
+  crossEntropy,
+  oneHot,
+  SAME_ID_NAME,
+  sameIdMask,
+  TARGET_NAME,
+  tripletBatchHard,
+} from '../train/losses.js';
 import { AdamW, defaultDecayGroups } from '../train/optim.js';
 import { ParamStore } from '../train/params.js';
 import { Rng } from '../train/rng.js';
@@ -262,6 +269,11 @@ export interface LabelAugConfig extends DenoiseTrainConfig {
   /** Backbone learning rate in phase B (default: lr). */
   backboneLr?: number;
   labelSmoothing?: number;
+  /** 'reid': ID cross-entropy + batch-hard triplet on PK batches in the backbone phases. */
+  task?: 'classification' | 'reid';
+  tripletMargin?: number;
+  /** Identities per PK batch (K = batchSize / P). */
+  pkP?: number;
 }
 
 /**
@@ -360,7 +372,15 @@ export async function trainLabelAugmented(opts: {
     const dv = addDenoiserParams(b, trainPlan, dStore.toTensors(names));
     useFusedWeights(b, trainPlan, dv);
     const { total, perLayer } = addDenoiseLosses(b, trainPlan, dv, noiseSeed(cfg.seed, e, 3));
-    const { loss: task } = crossEntropy(b, b.value(tg.logits.name), def.numClasses);
+    let { loss: task } = crossEntropy(b, b.value(tg.logits.name), def.numClasses);
+    if (cfg.task === 'reid') {
+      const { loss: tri } = tripletBatchHard(
+        b,
+        b.value(tg.preNeckFeature.name),
+        cfg.tripletMargin ?? 0.3,
+      );
+      task = b.add(task, tri);
+    }
     b.output(b.add(task, b.mul(total, b.scalar(cfg.denoiseWeight))), 'loss');
     const model = finishSurgery(built.model, b);
     const step = await TrainStep.create({
@@ -377,8 +397,20 @@ export async function trainLabelAugmented(opts: {
     let lossSum = 0;
     let count = 0;
     const sums = new Float64Array(plan.layers.length);
-    for (const idx of epochBatches(opts.data.size, cfg.batchSize, rng.fork('order'))) {
+    const P = cfg.pkP ?? 16;
+    const order =
+      cfg.task === 'reid'
+        ? pkBatches(
+            opts.data.labels,
+            P,
+            Math.max(1, Math.floor(cfg.batchSize / P)),
+            rng.fork('order'),
+          )
+        : epochBatches(opts.data.size, cfg.batchSize, rng.fork('order'));
+    for (const idx of order) {
       const { feeds, y } = batchFeeds(opts.data, idx, undefined);
+      if (cfg.task === 'reid')
+        feeds[SAME_ID_NAME] = float32([idx.length, idx.length], sameIdMask(y));
       let x = feeds[INPUT_NAME]!.data as Float32Array;
       if (opts.augment) x = opts.augment(x, idx.length, rng);
       if (opts.preprocess) x = opts.preprocess(x, idx.length);
