@@ -1,6 +1,7 @@
 import { gatherBatch, type ImageDataset } from '../data/dataset.js';
 import { epochBatches, pkBatches } from '../data/samplers.js';
 import { ModelError } from '../errors.js';
+import { dropoutFeeds } from '../layers/dropout.js';
 import { buildBackbone } from '../models/registry.js';
 import { INPUT_NAME, type ModelDef } from '../models/types.js';
 import type { Model } from '../onnx/ir.js';
@@ -419,12 +420,7 @@ export async function trainLabelAugmented(opts: {
         [idx.length, def.numClasses],
         oneHot(y, def.numClasses, cfg.labelSmoothing ?? 0),
       );
-      for (const [name, { keep, value }] of tg.ctx.dropoutMasks) {
-        const dims = [idx.length, ...(value.shape!.slice(1) as number[])];
-        const m = new Float32Array(dims.reduce((a, d) => a * d, 1));
-        for (let i = 0; i < m.length; i++) m[i] = rng.uniform() < keep ? 1 / keep : 0;
-        feeds[name] = float32(dims, m);
-      }
+      Object.assign(feeds, dropoutFeeds(tg.ctx, idx.length, rng));
       const r = await step.run(feeds, both);
       const lr = lrB(kB++);
       bOpt.step(r.grads, lr);

@@ -1,4 +1,6 @@
 import type { Value } from '../onnx/builder.js';
+import { float32, type Tensor } from '../onnx/tensor.js';
+import type { Rng } from '../train/rng.js';
 import type { LayerContext } from './context.js';
 
 /**
@@ -16,4 +18,19 @@ export function dropout(ctx: LayerContext, x: Value, name: string, p: number): V
   const mask = b.input(maskName, x.dtype, x.shape!);
   ctx.dropoutMasks.set(maskName, { keep: 1 - p, value: mask });
   return b.mul(x, mask);
+}
+
+/**
+ * Feeds for every dropout mask of a training graph, for a batch of `n`: inverted
+ * Bernoulli masks (1/keep with probability keep, else 0) drawn from `rng`.
+ */
+export function dropoutFeeds(ctx: LayerContext, n: number, rng: Rng): Record<string, Tensor> {
+  const feeds: Record<string, Tensor> = {};
+  for (const [name, { keep, value }] of ctx.dropoutMasks) {
+    const dims = [n, ...(value.shape!.slice(1) as number[])];
+    const m = new Float32Array(dims.reduce((a, d) => a * d, 1));
+    for (let i = 0; i < m.length; i++) m[i] = rng.uniform() < keep ? 1 / keep : 0;
+    feeds[name] = float32(dims, m);
+  }
+  return feeds;
 }

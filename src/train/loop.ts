@@ -10,6 +10,7 @@ import {
   type Transform,
 } from '../data/transforms.js';
 import { UsageError } from '../errors.js';
+import { dropoutFeeds } from '../layers/dropout.js';
 import { evaluateModel, type ModelEvaluation } from '../eval/evaluate.js';
 import { buildBackbone } from '../models/registry.js';
 import { INPUT_NAME, type ModelDef } from '../models/types.js';
@@ -245,12 +246,7 @@ export async function trainSupervised(opts: {
         ),
       };
       if (task === 'reid') feeds[SAME_ID_NAME] = float32([n, n], sameIdMask(batch.y));
-      for (const [name, { keep, value }] of tg.ctx.dropoutMasks) {
-        const dims = [n, ...(value.shape!.slice(1) as number[])];
-        const m = new Float32Array(dims.reduce((a, d) => a * d, 1));
-        for (let i = 0; i < m.length; i++) m[i] = maskRng.uniform() < keep ? 1 / keep : 0;
-        feeds[name] = float32(dims, m);
-      }
+      Object.assign(feeds, dropoutFeeds(tg.ctx, n, maskRng));
       const r = await step.run(feeds, store);
       if (cfg.clipNorm) clipGradNorm(r.grads, cfg.clipNorm);
       lr = lrAt(globalStep);

@@ -198,3 +198,18 @@ describe('supervised training loop', () => {
     assert.ok(Number.isNaN(last.eval!.acc1), 'reid evaluation scores retrieval only');
   });
 });
+
+describe('dropout in training', () => {
+  test('a ViT with dropout trains (masks fed from the seeded Rng) and repeats exactly', async () => {
+    const def = getPreset('vit-micro', { numClasses: 3, dropout: 0.1 });
+    const train = blobs(48, 2);
+    const cfg: SupervisedConfig = { epochs: 1, batchSize: 16, lr: 1e-2, seed: 3 };
+    const a = await trainSupervised({ def, train, config: cfg });
+    const b = await trainSupervised({ def, train, config: cfg });
+    for (const n of a.store.names()) assert.deepEqual(a.store.get(n).data, b.store.get(n).data, n);
+    const c = await trainSupervised({ def, train, config: { ...cfg, seed: 4 } });
+    assert.ok(
+      a.store.names().some((n) => a.store.get(n).data.some((v, i) => v !== c.store.get(n).data[i])),
+    );
+  });
+});
