@@ -3,34 +3,57 @@ import type { Model } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session } from '../runtime/session.js';
 
+export interface LatencyComparison {
+  /** Median latency per model (ms per run). */
+  ms: number[];
+  /**
+   * Latency of each model relative to the first, as the median over rounds of the ratio
+   * of the two models' block medians in that round (a paired estimate: drift in machine
+   * load between rounds cancels).
+   */
+  ratio: number[];
+}
+
 /**
- * Median latency (ms per run) of several models on the same inputs, measured in
- * interleaved blocks: each round runs every model `block` times in turn and drops the
- * first run of each block, so that machine-load drift hits all models alike and no model
- * is timed while another session's worker threads are still spinning down.
- * @param models - models to compare (same inputs)
+ * Latency of several models on the same inputs, measured in interleaved blocks: each round
+ * runs every model `block` times in turn and drops the first run of each block, so that
+ * machine-load drift hits all models alike and no model is timed while another session's
+ * worker threads are still spinning down.
+ * @param models - models to compare (same inputs); ratios are relative to the first
  * @param runs - timed runs per model
  */
 export async function compareLatency(
   models: Model[],
   inputs: Record<string, Tensor>,
   opts: { runs?: number; block?: number; threads?: number } = {},
-): Promise<number[]> {
+): Promise<LatencyComparison> {
   const runs = opts.runs ?? 50;
-  const block = Math.max(2, opts.block ?? 5);
+  const block = Math.max(3, opts.block ?? 6);
   const sessions = [];
   for (const m of models) sessions.push(await Session.create(m, { threads: opts.threads }));
-  for (const s of sessions) await s.run(inputs); // warm-up
+  for (const s of sessions) for (let i = 0; i < 3; i++) await s.run(inputs); // warm-up
   const times: number[][] = models.map(() => []);
+  const rounds: number[][] = models.map(() => []);
   while (times[0]!.length < runs) {
     for (let k = 0; k < sessions.length; k++) {
+      const t: number[] = [];
       for (let i = 0; i < block; i++) {
         const t0 = performance.now();
         await sessions[k]!.run(inputs);
-        if (i > 0) times[k]!.push(performance.now() - t0);
+        if (i > 0) t.push(performance.now() - t0);
       }
+      times[k]!.push(...t);
+      rounds[k]!.push(median(t));
     }
   }
   for (const s of sessions) await s.release();
-  return times.map((t) => [...t].sort((a, b) => a - b)[t.length >> 1]!);
+  return {
+    ms: times.map(median),
+    ratio: rounds.map((r) => median(r.map((v, i) => v / rounds[0]![i]!))),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
 }

@@ -356,7 +356,7 @@ export async function runDemo(opts: {
       ),
     };
     const order = ['baseline', 'control', 'denoiserep~', 'label-free', 'label-aug'] as const;
-    const ms = await compareLatency([baseModel, ctl.model, tildeModel, lfModel, laModel], one, {
+    const { ms } = await compareLatency([baseModel, ctl.model, tildeModel, lfModel, laModel], one, {
       runs: s.latencyRuns,
       threads,
     });
