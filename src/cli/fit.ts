@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { ImageDataset } from '../data/dataset.js';
+import { type ImageDataset, subset } from '../data/dataset.js';
 import { writeDenoisers } from '../denoise/denoiser-file.js';
 import { diagnoseFusion, spectraSvg } from '../denoise/diagnostics.js';
 import {
@@ -14,7 +14,7 @@ import {
 import { fuseModel } from '../denoise/fuse.js';
 import { type ConversionPlan, initDenoisers, planConversion } from '../denoise/plan.js';
 import type { TimestepMode } from '../denoise/schedule.js';
-import { type Preprocess, trainLabelFree } from '../denoise/train.js';
+import { measureDenoisingLoss, type Preprocess, trainLabelFree } from '../denoise/train.js';
 import { verifyFusion } from '../denoise/verify.js';
 import { DataError, UsageError } from '../errors.js';
 import { writeModel } from '../onnx/serialize.js';
@@ -246,7 +246,41 @@ export function fitCommand(program: Command): void {
     writeModel(o.out!, fused);
     if (o.denoisersOut)
       writeDenoisers(o.denoisersOut, plan, o.layers, values, { model: source, mode: o.mode });
-    const layers = diagnoseFusion({ plan, original: model, fused, denoisers: values });
+    // Denoising loss on up to 512 images, before (zero predictor for the closed form, the
+    // initial denoisers for SGD) and after fitting, with the same noise draws.
+    let lossBefore: Record<string, number> | undefined;
+    let lossAfter: Record<string, number> | undefined;
+    if (data) {
+      const sample = subset(
+        data,
+        Int32Array.from({ length: Math.min(512, data.size) }, (_, i) => i),
+      );
+      const zero = new Map(
+        [...values].map(([k, t]) => [k, { ...t, data: new Float32Array(t.data.length) }]),
+      );
+      const m = {
+        model,
+        plan,
+        data: sample,
+        batchSize: o.batchSize,
+        seed: o.seed,
+        preprocess: prep,
+        threads: o.threads,
+      };
+      lossBefore = await measureDenoisingLoss({
+        ...m,
+        values: o.mode === 'sgd' ? initDenoisers(plan, o.seed) : zero,
+      });
+      lossAfter = await measureDenoisingLoss({ ...m, values });
+    }
+    const layers = diagnoseFusion({
+      plan,
+      original: model,
+      fused,
+      denoisers: values,
+      lossBefore,
+      lossAfter,
+    });
     if (o.report) {
       writeJsonAtomic(o.report, {
         model: source,
