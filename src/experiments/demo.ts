@@ -263,6 +263,7 @@ export async function runDemo(opts: {
       threads,
     });
     const tildeModel = attachTilde(baseModel, tilde.values, dim, tcfg);
+    if (seed === seeds[0]) writeModel(join(dir, 'denoiserep-tilde.onnx'), tildeModel);
     arms['denoiserep~'] = await measure(tildeModel);
     log({ kind: 'arm', seed, arm: 'denoiserep~', ...arms['denoiserep~'] });
 
