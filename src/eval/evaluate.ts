@@ -8,6 +8,7 @@ import { modelWithWeights } from '../models/weights.js';
 import type { Model } from '../onnx/ir.js';
 import { float32 } from '../onnx/tensor.js';
 import { Session } from '../runtime/session.js';
+import type { SessionCache } from '../runtime/session-cache.js';
 import type { ParamStore } from '../train/params.js';
 import { Rng } from '../train/rng.js';
 import { classificationMetrics } from './classification.js';
@@ -67,6 +68,8 @@ export async function evaluateModel(
     batchSize?: number;
     threads?: number;
     queriesPerClass?: number;
+    /** Share compiled sessions with other calls on the same model. */
+    sessions?: SessionCache;
   } = {},
 ): Promise<ModelEvaluation> {
   if ('def' in model) model = modelWithWeights(model.def, model.values);
@@ -82,37 +85,42 @@ export async function evaluateModel(
       `${model.graph.name}: ${task} evaluation needs the output(s) ${lacking.join(', ')} (outputs: ${outs.join(', ')})`,
     );
   }
-  const session = await Session.create(model, { threads: opts.threads, source: model.graph.name });
+  const sessionOpts = { threads: opts.threads, source: model.graph.name };
+  const session = opts.sessions
+    ? await opts.sessions.acquire(model, sessionOpts)
+    : await Session.create(model, sessionOpts);
   const bs = opts.batchSize ?? 256;
   const k = data.numClasses;
   const logits = new Float32Array(data.size * k);
   let feats: Float32Array | undefined;
   let dim = 0;
-  for (let s = 0; s < data.size; s += bs) {
-    const idx = Int32Array.from({ length: Math.min(bs, data.size - s) }, (_, i) => s + i);
-    const { x } = gatherBatch(data, idx);
-    const out = await session.run(
-      { [INPUT_NAME]: float32([idx.length, data.channels, data.height, data.width], x) },
-      need,
-    );
-    if (task !== 'retrieval') {
-      const l = out[LOGITS_NAME]!;
-      if (l.dims[1] !== k) {
-        await session.release();
-        throw new ModelError(
-          `${model.graph.name}: logits have ${l.dims[1]} classes, data set ${data.name} has ${k}`,
-        );
+  try {
+    for (let s = 0; s < data.size; s += bs) {
+      const idx = Int32Array.from({ length: Math.min(bs, data.size - s) }, (_, i) => s + i);
+      const { x } = gatherBatch(data, idx);
+      const out = await session.run(
+        { [INPUT_NAME]: float32([idx.length, data.channels, data.height, data.width], x) },
+        need,
+      );
+      if (task !== 'retrieval') {
+        const l = out[LOGITS_NAME]!;
+        if (l.dims[1] !== k) {
+          throw new ModelError(
+            `${model.graph.name}: logits have ${l.dims[1]} classes, data set ${data.name} has ${k}`,
+          );
+        }
+        logits.set(l.data as Float32Array, s * k);
       }
-      logits.set(l.data as Float32Array, s * k);
+      if (task !== 'classification') {
+        const f = out[FEATURE_NAME]!;
+        dim = f.dims[1]!;
+        feats ??= new Float32Array(data.size * dim);
+        feats.set(f.data as Float32Array, s * dim);
+      }
     }
-    if (task !== 'classification') {
-      const f = out[FEATURE_NAME]!;
-      dim = f.dims[1]!;
-      feats ??= new Float32Array(data.size * dim);
-      feats.set(f.data as Float32Array, s * dim);
-    }
+  } finally {
+    await (opts.sessions ? opts.sessions.give(session) : session.release());
   }
-  await session.release();
   const cls = task === 'retrieval' ? undefined : classificationMetrics(logits, data.labels, k);
   if (task === 'classification') {
     return {

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Model } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session } from '../runtime/session.js';
+import type { SessionCache } from '../runtime/session-cache.js';
 
 export interface LatencyComparison {
   /** Median latency per model (ms per run). */
@@ -21,32 +22,41 @@ export interface LatencyComparison {
  * worker threads are still spinning down.
  * @param models - models to compare (same inputs); ratios are relative to the first
  * @param runs - timed runs per model
+ * @param sessions - a cache to take the sessions from (a model given twice is timed on one
+ *   session)
  */
 export async function compareLatency(
   models: Model[],
   inputs: Record<string, Tensor>,
-  opts: { runs?: number; block?: number; threads?: number } = {},
+  opts: { runs?: number; block?: number; threads?: number; sessions?: SessionCache } = {},
 ): Promise<LatencyComparison> {
   const runs = opts.runs ?? 50;
   const block = Math.max(3, opts.block ?? 6);
-  const sessions = [];
-  for (const m of models) sessions.push(await Session.create(m, { threads: opts.threads }));
-  for (const s of sessions) for (let i = 0; i < 3; i++) await s.run(inputs); // warm-up
+  const sessions: Session[] = [];
+  const cache = opts.sessions;
+  for (const m of models) {
+    const o = { threads: opts.threads };
+    sessions.push(cache ? await cache.acquire(m, o) : await Session.create(m, o));
+  }
   const times: number[][] = models.map(() => []);
   const rounds: number[][] = models.map(() => []);
-  while (times[0]!.length < runs) {
-    for (let k = 0; k < sessions.length; k++) {
-      const t: number[] = [];
-      for (let i = 0; i < block; i++) {
-        const t0 = performance.now();
-        await sessions[k]!.run(inputs);
-        if (i > 0) t.push(performance.now() - t0);
+  try {
+    for (const s of sessions) for (let i = 0; i < 3; i++) await s.run(inputs); // warm-up
+    while (times[0]!.length < runs) {
+      for (let k = 0; k < sessions.length; k++) {
+        const t: number[] = [];
+        for (let i = 0; i < block; i++) {
+          const t0 = performance.now();
+          await sessions[k]!.run(inputs);
+          if (i > 0) t.push(performance.now() - t0);
+        }
+        times[k]!.push(...t);
+        rounds[k]!.push(median(t));
       }
-      times[k]!.push(...t);
-      rounds[k]!.push(median(t));
     }
+  } finally {
+    for (const s of sessions) await (cache ? cache.give(s) : s.release());
   }
-  for (const s of sessions) await s.release();
   return {
     ms: times.map(median),
     ratio: rounds.map((r) => median(r.map((v, i) => v / rounds[0]![i]!))),

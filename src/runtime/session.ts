@@ -69,12 +69,23 @@ export class Session {
 
   /**
    * Creates a session.
-   * @param model - the model (serialised here) or already-encoded bytes with its IR
+   * @param model - the model (serialised here)
    * @param opts - threads, optimisation level, source name for messages
    */
   static async create(model: Model, opts: SessionOptions = {}): Promise<Session> {
+    return Session.fromEncoded(model, encodeModel(model), opts);
+  }
+
+  /**
+   * Creates a session from a model and its serialised bytes (when the caller has already
+   * encoded it, e.g. to key a cache).
+   */
+  static async fromEncoded(
+    model: Model,
+    bytes: Uint8Array,
+    opts: SessionOptions = {},
+  ): Promise<Session> {
     const source = opts.source ?? model.graph.name;
-    const bytes = encodeModel(model);
     let inner: ort.InferenceSession;
     try {
       inner = await ort.InferenceSession.create(bytes, {

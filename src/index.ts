@@ -1,0 +1,20 @@
+// The library's public API: everything the CLI is built from. A model goes builder → IR →
+// (DenoiseRep conversion) → training graph via autodiff → ONNX Runtime sessions →
+// parameters updated in TypeScript → fusion → IR → .onnx.
+export * from './errors.js';
+export * from './onnx/index.js';
+export { GraphBuilder, type Value, type Init, type BuiltModel } from './onnx/builder.js';
+export { inferShapes } from './onnx/shapes.js';
+export * from './runtime/index.js';
+export * from './autodiff/index.js';
+export * from './train/index.js';
+export * as layers from './layers/index.js';
+export * from './models/index.js';
+export * from './models/weights.js';
+export * from './io/safetensors.js';
+export * from './denoise/index.js';
+export * from './data/index.js';
+export * from './eval/index.js';
+export * from './eval/evaluate.js';
+export * from './eval/latency.js';
+export { runDemo, demoSettings, type DemoSettings, type DemoResult } from './experiments/demo.js';
