@@ -11,7 +11,7 @@ export function demoCommand(program: Command): void {
       .description(
         'train ViT-tiny on the committed Fashion-MNIST subset (or reuse it from runs/), then compare baseline, control, DenoiseRep~, label-free and label-augmented DenoiseRep',
       )
-      .option('--quick', 'a smaller run (3,000 images, fewer epochs)', false)
+      .option('--quick', 'a smaller run (2,000 training images, 3 pretraining epochs)', false)
       .option(
         '--seeds <n>',
         'number of seeds (mean ± std over seeds 0..n-1)',

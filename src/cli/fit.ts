@@ -28,13 +28,13 @@ import {
   parseShard,
   withCommon,
 } from './common.js';
-import { batches, type ImageInputOptions, imageInput, loadInputImages } from './inputs.js';
+import { batches, collect, type ImageInputOptions, imageInput, loadInputImages } from './inputs.js';
 import { loadModelArg } from './load-model.js';
 import { samePath } from './paths.js';
 import { startProgress } from './progress.js';
 
 interface FitOptions extends ImageInputOptions {
-  images?: string;
+  images?: string[];
   out?: string;
   size?: number[];
   channels?: number;
@@ -68,11 +68,15 @@ export function fitCommand(program: Command): void {
         'label-free DenoiseRep on an ONNX model with a folder of unlabeled images; writes a fused model of identical topology',
       )
       .argument('<model>', 'ONNX model (NCHW float input, opset 13-17, dynamic batch allowed)')
-      .option('--images <dir>', 'folder of unlabeled .png/.jpg images')
+      .option(
+        '--images <dir>',
+        'folder of unlabeled .png/.jpg images; repeat (or add --data) to merge several sets',
+        collect,
+      )
       .option('--out <file>', 'fused model to write (never the input file)')
       .option(
         '--data <src>',
-        'or Fashion-MNIST training images: embedded, fashion-mnist or an IDX folder',
+        'Fashion-MNIST training images: embedded, fashion-mnist or an IDX folder',
       )
       .option('--size <h,w>', 'input size (default: the model input size)', parseListArg('--size'))
       .option(

@@ -1,4 +1,4 @@
-import { gatherBatch, type ImageDataset } from '../data/dataset.js';
+import { concatDatasets, gatherBatch, type ImageDataset } from '../data/dataset.js';
 import { FMNIST_DEFAULT_PATH, loadFashionMnist } from '../data/fashion-mnist.js';
 import { loadImageDir } from '../data/image-folder.js';
 import { normalize } from '../data/transforms.js';
@@ -10,7 +10,8 @@ import { Rng } from '../train/rng.js';
 
 /** Options shared by commands that feed images to a user's model. */
 export interface ImageInputOptions {
-  images?: string;
+  /** One folder, or several (repeated `--images`) merged into one set. */
+  images?: string | string[];
   data?: string;
   size?: number[];
   channels?: number;
@@ -99,9 +100,11 @@ export function* batches(
 }
 
 /**
- * The images a command feeds to a model: a folder (`--images`, decoded to the model's
- * input size, normalised by `--mean`/`--std`) or Fashion-MNIST (`--data embedded`,
- * `fashion-mnist` or an IDX folder; test split, pixels in [0, 1]).
+ * The images a command feeds to a model: folders (`--images`, decoded to the model's
+ * input size, normalised by `--mean`/`--std`) and/or Fashion-MNIST (`--data embedded`,
+ * `fashion-mnist` or an IDX folder; pixels in [0, 1]). Several sources are merged into one
+ * set in the order given, Fashion-MNIST first (the paper's merged-datasets mode: label-free
+ * training on more unlabeled data); `skipped` counts undecodable files over all folders.
  */
 export async function loadInputImages(
   model: Model,
@@ -112,21 +115,35 @@ export async function loadInputImages(
   const input = imageInput(model, source);
   const { c, h, w } = resolveSize(o, input.dims, source);
   const prep = makePreprocess(c, o.mean, o.std);
-  if (o.images) {
-    const loaded = await loadImageDir(o.images, {
+  const folders = o.images === undefined ? [] : [o.images].flat();
+  if (folders.length === 0 && !o.data)
+    throw new UsageError('give --images <dir> or --data <embedded|fashion-mnist|dir>');
+  const parts: ImageDataset[] = [];
+  let skipped = 0;
+  if (o.data) {
+    const dir = o.data === 'fashion-mnist' ? FMNIST_DEFAULT_PATH : o.data;
+    const data = await loadFashionMnist(dir === 'embedded' ? 'embedded' : dir, split);
+    if (data.channels !== c || data.height !== h || data.width !== w) {
+      throw new UsageError(
+        `--data ${o.data} has ${data.channels}x${data.height}x${data.width} images, ${source} takes ${c}x${h}x${w}`,
+      );
+    }
+    parts.push(data);
+  }
+  for (const folder of folders) {
+    const loaded = await loadImageDir(folder, {
       size: [h, w],
       channels: c,
       skipCorrupt: o.skipCorrupt,
     });
-    return { data: loaded.dataset, skipped: loaded.skipped, prep, inputName: input.name };
+    parts.push(loaded.dataset);
+    skipped += loaded.skipped;
   }
-  if (!o.data) throw new UsageError('give --images <dir> or --data <embedded|fashion-mnist|dir>');
-  const dir = o.data === 'fashion-mnist' ? FMNIST_DEFAULT_PATH : o.data;
-  const data = await loadFashionMnist(dir === 'embedded' ? 'embedded' : dir, split);
-  if (data.channels !== c || data.height !== h || data.width !== w) {
-    throw new UsageError(
-      `--data ${o.data} has ${data.channels}x${data.height}x${data.width} images, ${source} takes ${c}x${h}x${w}`,
-    );
-  }
-  return { data, skipped: 0, prep, inputName: input.name };
+  const data = parts.slice(1).reduce((a, b) => concatDatasets(a, b), parts[0]!);
+  return { data, skipped, prep, inputName: input.name };
+}
+
+/** Commander collector for a repeatable option. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
 }

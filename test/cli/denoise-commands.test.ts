@@ -2,7 +2,15 @@
 // user runs them, on a small model and generated images; and their bad-input errors.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -128,6 +136,42 @@ describe('DenoiseRep commands', () => {
         );
       });
     }
+  });
+
+  test('repeated --images merge folders: the same fit as one folder holding them all', async () => {
+    const parts = [join(dir, 'part-a'), join(dir, 'part-b')];
+    for (const [k, p] of parts.entries()) {
+      mkdirSync(p);
+      for (let i = k * 12; i < (k + 1) * 12; i++)
+        copyFileSync(join(images, `img${i}.png`), join(p, `img${i}.png`));
+    }
+    const r = run(
+      'fit',
+      model,
+      '--images',
+      parts[0]!,
+      '--images',
+      parts[1]!,
+      '--out',
+      join(dir, 'parts.onnx'),
+      '--json',
+    );
+    assert.equal(r.code, 0, r.err);
+    assert.equal(JSON.parse(r.out).images, 24);
+    const a = await readModel(join(dir, 'fused.onnx'));
+    const b = await readModel(join(dir, 'parts.onnx'));
+    let changed = 0;
+    const orig = await readModel(model);
+    for (const [name, t] of a.graph.initializers) {
+      if (t.dtype !== 'float32') continue;
+      const u = b.graph.initializers.get(name)!.data as Float32Array;
+      const o = orig.graph.initializers.get(name)!.data as Float32Array;
+      (t.data as Float32Array).forEach((v, k) => {
+        assert.ok(Math.abs(v - u[k]!) <= 1e-6 * Math.max(1, Math.abs(v)), `${name}[${k}]`);
+        if (u[k] !== o[k]) changed++;
+      });
+    }
+    assert.ok(changed > 0, 'the fit changed no weight');
   });
 
   test('convert then fuse reproduce what verify expects; inspect lists the layers', () => {
