@@ -109,7 +109,27 @@ function pathDims(dims: number[], path: WeightPath[]): number[] {
 
 function moduleName(weight: string, node: Node): string {
   if (weight.endsWith('.weight')) return weight.slice(0, -'.weight'.length);
-  return weight || node.name;
+  return scopedModuleName(node.name) ?? (weight || node.name);
+}
+
+/**
+ * The module path in a torch.onnx node name (PyTorch >= 1.13 names nodes by module scope,
+ * `/blocks/blocks.0/attn/qkv/MatMul`), for layers whose weight is an anonymous constant
+ * (`onnx::MatMul_214`, a Linear's pre-transposed weight): `blocks.0.attn.qkv`. A scope
+ * that extends the one before it (`blocks` then `blocks.0`) replaces it.
+ * @returns undefined for names that are not of this form
+ */
+export function scopedModuleName(nodeName: string): string | undefined {
+  if (!nodeName.startsWith('/')) return undefined;
+  const parts = nodeName.slice(1).split('/');
+  if (parts.length < 2 || parts.some((s) => s === '')) return undefined;
+  const path: string[] = [];
+  for (const seg of parts.slice(0, -1)) {
+    const last = path[path.length - 1];
+    if (last !== undefined && seg.startsWith(`${last}.`)) path[path.length - 1] = seg;
+    else path.push(seg);
+  }
+  return path.join('.');
 }
 
 /**

@@ -1,0 +1,176 @@
+// DenoiseRep on real torch.onnx exports (PyTorch 1.13; made by scripts/torch-fixtures.py):
+// a timm-shaped ViT at opsets 17 and 13 (Linear as MatMul with a pre-transposed anonymous
+// weight, Gemm head, LayerNormalization or its decomposition, shape subgraphs, dynamic
+// batch) and a torchvision-shaped ResNet whose BatchNorms torch folded into the convs.
+// Each loads and runs as PyTorch computed it, gets module names from the export's scoped
+// node names, and fuses to a graph with the same nodes in the same order and the same
+// initializer names and shapes, equal to the unfused model run with denoising steps.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { collectMoments, fitClosedForm } from '../../src/denoise/fit.js';
+import { fuseModel } from '../../src/denoise/fuse.js';
+import { initDenoisers, planConversion } from '../../src/denoise/plan.js';
+import { scopedModuleName } from '../../src/denoise/select.js';
+import { compareTopology, verifyFusion } from '../../src/denoise/verify.js';
+import type { Model } from '../../src/onnx/ir.js';
+import { readModel, writeModel } from '../../src/onnx/serialize.js';
+import { float32 } from '../../src/onnx/tensor.js';
+import { Session } from '../../src/runtime/session.js';
+import { Rng } from '../../src/train/rng.js';
+
+const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'torch');
+const tmp = mkdtempSync(join(tmpdir(), 'denoiserep-torch-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Fixture {
+  opset: number;
+  inputShape: number[];
+  input: number[];
+  outputShape: number[];
+  output: number[];
+}
+
+const CASES = [
+  {
+    name: 'vit-opset17',
+    layers: [
+      'proj',
+      'blocks.0.attn.qkv',
+      'blocks.0.attn.proj',
+      'blocks.0.fc1',
+      'blocks.0.fc2',
+      'blocks.1.attn.qkv',
+      'blocks.1.attn.proj',
+      'blocks.1.fc1',
+      'blocks.1.fc2',
+      'head',
+    ],
+  },
+  { name: 'vit-opset13', layers: 10 },
+  {
+    name: 'resnet-opset13',
+    layers: [
+      'conv1',
+      'layer1.conv1',
+      'layer1.conv2',
+      'layer2.conv1',
+      'layer2.conv2',
+      'layer2.down.0',
+      'fc',
+    ],
+  },
+] as const;
+
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
+  return num / den;
+}
+
+function sameStructure(a: Model, b: Model) {
+  assert.deepEqual(
+    b.graph.nodes.map((n) => [n.name, n.opType, n.inputs, n.outputs]),
+    a.graph.nodes.map((n) => [n.name, n.opType, n.inputs, n.outputs]),
+  );
+  assert.deepEqual(
+    [...b.graph.initializers].map(([k, t]) => [k, t.dtype, t.dims]),
+    [...a.graph.initializers].map(([k, t]) => [k, t.dtype, t.dims]),
+  );
+  assert.deepEqual(compareTopology(a, b), []);
+}
+
+for (const c of CASES) {
+  describe(`torch.onnx export: ${c.name}`, () => {
+    const fx = JSON.parse(readFileSync(join(fixtures, `${c.name}.json`), 'utf8')) as Fixture;
+    const input = { input: float32(fx.inputShape, Float32Array.from(fx.input)) };
+
+    test('loads and computes what PyTorch computed', async () => {
+      const model = await readModel(join(fixtures, `${c.name}.onnx`));
+      const s = await Session.create(model, { threads: 1 });
+      const y = (await s.run(input)).logits!;
+      await s.release();
+      assert.deepEqual(y.dims, fx.outputShape);
+      assert.ok(maxRelDiff(y.data as Float32Array, fx.output) < 1e-5);
+      const plan = planConversion(model.graph, { filter: 'all', source: c.name });
+      const names = plan.layers.map((p) => p.layer.name);
+      if (typeof c.layers === 'number') assert.equal(names.length, c.layers);
+      else assert.deepEqual(names, c.layers);
+    });
+
+    test('closed-form fit on its own features fuses exactly, keeping every node', async () => {
+      const model = await readModel(join(fixtures, `${c.name}.onnx`));
+      const plan = planConversion(model.graph, { filter: 'all', source: c.name });
+      const rng = new Rng(3);
+      const [, ch, h, w] = fx.inputShape as [number, number, number, number];
+      const batches = Array.from({ length: 4 }, () => ({
+        input: float32([32, ch, h, w], rng.fillUniform(new Float32Array(32 * ch * h * w), 0, 1)),
+      }));
+      const stats = await collectMoments(model, plan, batches, { session: { threads: 1 } });
+      const { values } = fitClosedForm(plan, stats);
+      const fused = fuseModel(model, plan, values);
+      sameStructure(model, fused);
+      const report = await verifyFusion({
+        original: model,
+        fused,
+        plan,
+        denoisers: values,
+        inputs: input,
+        latencyBatches: [],
+        threads: 1,
+      });
+      assert.ok(report.ok, report.failures.join('; '));
+      assert.equal(report.layers.length, plan.layers.length);
+    });
+
+    test('strong random denoisers: fused equals denoised to 1e-5, and the written file runs in ORT', async () => {
+      const model = await readModel(join(fixtures, `${c.name}.onnx`));
+      const plan = planConversion(model.graph, { filter: 'all', source: c.name });
+      const values = initDenoisers(plan, 5);
+      const rng = new Rng(9);
+      for (const t of values.values()) rng.fillNormal(t.data as Float32Array, 0, 0.3);
+      for (const p of plan.layers) p.coeffs = { ...p.coeffs, c1: 0.2, c3: 1.1 };
+      const fused = fuseModel(model, plan, values);
+      const report = await verifyFusion({
+        original: model,
+        fused,
+        plan,
+        denoisers: values,
+        inputs: input,
+        tolerance: 1e-5,
+        latencyBatches: [],
+        threads: 1,
+      });
+      assert.ok(report.ok, report.failures.join('; '));
+      // The fused weights really changed the function.
+      const path = join(tmp, `${c.name}-fused.onnx`);
+      writeModel(path, fused);
+      const s = await ort.InferenceSession.create(path, { intraOpNumThreads: 1 });
+      const y = (await s.run({ input: new ort.Tensor('float32', input.input.data, fx.inputShape) }))
+        .logits!;
+      await s.release();
+      assert.deepEqual([...y.dims], fx.outputShape);
+      assert.ok(maxRelDiff(y.data as Float32Array, fx.output) > 1e-3);
+      sameStructure(model, await readModel(path));
+    });
+  });
+}
+
+describe('scopedModuleName', () => {
+  test('module paths from torch.onnx scoped node names', () => {
+    assert.equal(scopedModuleName('/blocks/blocks.0/attn/qkv/MatMul'), 'blocks.0.attn.qkv');
+    assert.equal(scopedModuleName('/layer2/down/down.0/Conv'), 'layer2.down.0');
+    assert.equal(scopedModuleName('/conv1/Conv'), 'conv1');
+    assert.equal(scopedModuleName('/MatMul'), undefined); // no module scope
+    assert.equal(scopedModuleName('MatMul_12'), undefined);
+    assert.equal(scopedModuleName('/a//MatMul'), undefined);
+  });
+});
