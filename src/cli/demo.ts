@@ -9,7 +9,7 @@ export function demoCommand(program: Command): void {
     program
       .command('demo')
       .description(
-        'train ViT-tiny on the committed Fashion-MNIST subset (or reuse it from runs/), then compare baseline, control, DenoiseRep~, label-free and label-augmented DenoiseRep',
+        'train ViT-tiny on the committed Fashion-MNIST subset (or reuse it from runs/), then compare baseline, control, DenoiseRep~, label-free (trained and closed-form) and label-augmented DenoiseRep',
       )
       .option('--quick', 'a smaller run (2,000 training images, 3 pretraining epochs)', false)
       .option(
@@ -48,6 +48,7 @@ export function demoCommand(program: Command): void {
           arms: res.summary,
           perSeed: res.runs,
           verify,
+          diagnostics: res.diagnostics,
           tildeLatencyRatio: res.tildeOverhead,
           settings: res.settings,
         },
@@ -63,8 +64,12 @@ export function demoCommand(program: Command): void {
                   .map(([k, r]) => `${k} ${r.toFixed(3)}`)
                   .join(', ')}`,
             ),
+            ...res.diagnostics.map(
+              (d) =>
+                `fusion ${d.arm} (seed ${d.seed}): ${d.layers} layers, mean relative weight change ${d.meanRelWeightChange.toExponential(2)}, singular values of c3·I − c1·Wd in [${d.minSingularValue.toFixed(5)}, ${d.maxSingularValue.toFixed(5)}], ${d.shrunkDirections} directions shrunk by > 1%, denoising loss ${d.lossBefore.toFixed(4)} -> ${d.lossAfter.toFixed(4)}`,
+            ),
             `DenoiseRep~ latency / baseline (batch 1): ${res.tildeOverhead.map((r) => r.toFixed(3)).join(', ')}`,
-            `wrote ${res.dir}/ (table.md, results.json, log.jsonl, fused models)`,
+            `wrote ${res.dir}/ (table.md, results.json, log.jsonl, fused models, diagnostics and spectra)`,
           ].join('\n'),
       );
     },

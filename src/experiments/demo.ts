@@ -3,10 +3,12 @@ import { join } from 'node:path';
 import { gatherBatch, type ImageDataset, subset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { writeDenoisers } from '../denoise/denoiser-file.js';
+import { diagnoseFusion, type LayerReport, spectraSvg } from '../denoise/diagnostics.js';
+import { collectMoments, fitClosedForm } from '../denoise/fit.js';
 import { fuseModel } from '../denoise/fuse.js';
 import { initDenoisers, planConversion } from '../denoise/plan.js';
 import { attachTilde, trainTilde } from '../denoise/tilde.js';
-import { trainLabelAugmented, trainLabelFree } from '../denoise/train.js';
+import { measureDenoisingLoss, trainLabelAugmented, trainLabelFree } from '../denoise/train.js';
 import { verifyFusion, type VerifyReport } from '../denoise/verify.js';
 import { evaluateModel, modelCost } from '../eval/evaluate.js';
 import { compareLatency } from '../eval/latency.js';
@@ -14,14 +16,14 @@ import { getPreset } from '../models/registry.js';
 import { FEATURE_NAME, INPUT_NAME, type ModelDef } from '../models/types.js';
 import type { Model } from '../onnx/ir.js';
 import { writeModel } from '../onnx/serialize.js';
-import { float32 } from '../onnx/tensor.js';
+import { float32, type Tensor } from '../onnx/tensor.js';
 import { SessionCache } from '../runtime/session-cache.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { evalModelWith, type SupervisedConfig, trainSupervised } from '../train/loop.js';
 import { ParamStore } from '../train/params.js';
 import { Rng } from '../train/rng.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
-import { type ArmResult, markdownTable, summarizeArms, type SummaryTable } from './table.js';
+import { ARMS, type ArmResult, markdownTable, summarizeArms, type SummaryTable } from './table.js';
 
 /** Settings of one demo run; `quick` shrinks every stage. */
 export interface DemoSettings {
@@ -71,6 +73,8 @@ export interface DemoResult {
     arm: string;
     report: Omit<VerifyReport, 'layers' | 'outputs'> & { maxRelError: number };
   }[];
+  /** Per seed and fused arm: what fusion did to the layers (summary over layers). */
+  diagnostics: ({ seed: number; arm: string } & DiagnosticsSummary)[];
   /** DenoiseRep~ latency relative to the baseline (median, batch 1), per seed. */
   tildeOverhead: number[];
   markdown: string;
@@ -133,6 +137,48 @@ async function baseline(
     },
   });
   return res.store;
+}
+
+/** Summary over layers of a fusion's diagnostics. */
+export interface DiagnosticsSummary {
+  layers: number;
+  /** Mean over layers of ‖W' − W‖_F / ‖W‖_F. */
+  meanRelWeightChange: number;
+  /** Smallest and largest singular value of c3 I − c1 Wd over all layers. */
+  minSingularValue: number;
+  maxSingularValue: number;
+  /** Directions shrunk by more than 1%, over all layers. */
+  shrunkDirections: number;
+  /** Summed per-layer denoising loss of the starting and of the trained denoisers. */
+  lossBefore: number;
+  lossAfter: number;
+}
+
+export function summarizeDiagnostics(layers: LayerReport[]): DiagnosticsSummary {
+  const sv = layers.flatMap((l) => l.singularValues ?? []);
+  return {
+    layers: layers.length,
+    meanRelWeightChange:
+      layers.reduce((a, l) => a + l.relativeWeightChange, 0) / Math.max(1, layers.length),
+    minSingularValue: Math.min(...sv),
+    maxSingularValue: Math.max(...sv),
+    shrunkDirections: layers.reduce((a, l) => a + (l.summary?.shrunk ?? 0), 0),
+    lossBefore: layers.reduce((a, l) => a + (l.lossBefore ?? NaN), 0),
+    lossAfter: layers.reduce((a, l) => a + (l.lossAfter ?? NaN), 0),
+  };
+}
+
+/** Batches of raw images (the presets normalise in-graph) as model feeds. */
+function* imageBatches(data: ImageDataset, size: number): Generator<Record<string, Tensor>> {
+  for (let i = 0; i < data.size; i += size) {
+    const idx = Int32Array.from({ length: Math.min(size, data.size - i) }, (_, k) => i + k);
+    yield {
+      [INPUT_NAME]: float32(
+        [idx.length, data.channels, data.height, data.width],
+        gatherBatch(data, idx).x,
+      ),
+    };
+  }
 }
 
 /** Features of a data set from an evaluation model's `feature` output. */
@@ -205,6 +251,7 @@ export async function runDemo(opts: {
   const threads = opts.threads;
   const runs: Record<string, ArmResult>[] = [];
   const verify: DemoResult['verify'] = [];
+  const diagnostics: DemoResult['diagnostics'] = [];
   const tildeOverhead: number[] = [];
   const shape = def.inputShape;
   const testBatch = {
@@ -287,6 +334,17 @@ export async function runDemo(opts: {
     arms['label-free'] = await measure(lfModel);
     log({ kind: 'arm', seed, arm: 'label-free', ...arms['label-free'] });
 
+    // Beyond the paper: the MSE-optimal label-free denoisers in closed form (one pass of
+    // input moments over the same training images), fused the same way.
+    stage(`seed ${seed}: label-free DenoiseRep, closed form`);
+    const stats = await collectMoments(baseModel, plan, imageBatches(train, 256), {
+      session: { threads },
+    });
+    const cf = fitClosedForm(plan, stats);
+    const cfModel = fuseModel(baseModel, plan, cf.values);
+    arms['label-free-cf'] = await measure(cfModel);
+    log({ kind: 'arm', seed, arm: 'label-free-cf', ...arms['label-free-cf'] });
+
     stage(`seed ${seed}: label-augmented DenoiseRep`);
     const la = await trainLabelAugmented({
       def,
@@ -316,9 +374,18 @@ export async function runDemo(opts: {
 
     stage(`seed ${seed}: verify fusion`);
     const rng = new Rng(seed).fork('latency');
-    for (const [arm, original, fused, values] of [
-      ['label-free', baseModel, lfModel, lf.values],
-      ['label-aug', laBase, laModel, la.values],
+    const lfInit = initDenoisers(plan, seed);
+    const zero = new Map(
+      [...cf.values].map(([k, t]) => [k, { ...t, data: new Float32Array(t.data.length) }]),
+    );
+    const lossSample = subset(
+      train,
+      Int32Array.from({ length: Math.min(512, train.size) }, (_, i) => i),
+    );
+    for (const [arm, original, fused, values, start] of [
+      ['label-free', baseModel, lfModel, lf.values, lfInit],
+      ['label-free-cf', baseModel, cfModel, cf.values, zero],
+      ['label-aug', laBase, laModel, la.values, lfInit],
     ] as const) {
       const rep = await verifyFusion({
         original,
@@ -345,8 +412,25 @@ export async function runDemo(opts: {
         },
       });
       log({ kind: 'verify', seed, arm, ok: rep.ok, latency: rep.latency, failures: rep.failures });
+      // What fusion did to each layer: spectrum of c3 I − c1 Wd, weight change, and the
+      // denoising loss of the starting and the trained denoisers on the same noise draws.
+      const lossOpts = { model: original, plan, data: lossSample, batchSize: 128, seed, threads };
+      const layersReport = diagnoseFusion({
+        plan,
+        original,
+        fused,
+        denoisers: values,
+        lossBefore: await measureDenoisingLoss({ ...lossOpts, values: start }),
+        lossAfter: await measureDenoisingLoss({ ...lossOpts, values }),
+      });
+      diagnostics.push({ seed, arm, ...summarizeDiagnostics(layersReport) });
       if (seed === seeds[0]) {
         writeModel(join(dir, `${arm}.onnx`), fused);
+        writeJsonAtomic(join(dir, `${arm}-diagnostics.json`), { arm, layers: layersReport });
+        writeFileAtomic(
+          join(dir, `${arm}-spectra.svg`),
+          spectraSvg(layersReport, `${arm}: spectrum of c3·I − c1·Wd per layer`),
+        );
         writeDenoisers(join(dir, `${arm}-denoisers.safetensors`), plan, s.layers, values, {
           model: def.name,
           arm,
@@ -362,8 +446,9 @@ export async function runDemo(opts: {
         (testBatch[INPUT_NAME]!.data as Float32Array).slice(0, shape[0] * shape[1] * shape[2]),
       ),
     };
-    const order = ['baseline', 'control', 'denoiserep~', 'label-free', 'label-aug'] as const;
-    const { ms } = await compareLatency([baseModel, ctl.model, tildeModel, lfModel, laModel], one, {
+    const order = ARMS;
+    const timed = [baseModel, ctl.model, tildeModel, lfModel, cfModel, laModel];
+    const { ms } = await compareLatency(timed, one, {
       runs: s.latencyRuns,
       threads,
       sessions,
@@ -385,6 +470,7 @@ export async function runDemo(opts: {
     runs,
     summary,
     verify,
+    diagnostics,
     tildeOverhead,
     markdown,
   };

@@ -10,7 +10,14 @@ export interface ArmResult {
 }
 
 /** Arms in the paper's table order. */
-export const ARMS = ['baseline', 'control', 'denoiserep~', 'label-free', 'label-aug'] as const;
+export const ARMS = [
+  'baseline',
+  'control',
+  'denoiserep~',
+  'label-free',
+  'label-free-cf',
+  'label-aug',
+] as const;
 export type ArmName = (typeof ARMS)[number];
 
 export interface Summary {
@@ -64,5 +71,8 @@ export function markdownTable(table: SummaryTable, seeds: number): string {
     ...rows,
     '',
     `${seeds} seed${seeds > 1 ? 's' : ''}${seeds > 1 ? ', mean ± sample std' : ''}; ms/image: median at batch 1.`,
+    ...(table['label-free-cf']
+      ? ['label-free-cf: the MSE-optimal label-free denoisers in closed form (beyond the paper).']
+      : []),
   ].join('\n');
 }

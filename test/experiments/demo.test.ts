@@ -1,0 +1,95 @@
+// The demo pipeline end to end on a small setting (the MLP preset, 300 training images,
+// one pretraining epoch): every arm measured, every fused arm verified with identical
+// topology and FLOPs, DenoiseRep~ costing extra parameters and FLOPs, the run folder
+// written, and the baseline reused by the next run.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { runDemo } from '../../src/experiments/demo.js';
+import { ARMS } from '../../src/experiments/table.js';
+
+const root = mkdtempSync(join(tmpdir(), 'denoiserep-demo-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const settings = {
+  preset: 'mlp-fmnist',
+  trainImages: 300,
+  pretrainEpochs: 1,
+  extraEpochs: 2,
+  latencyRuns: 3,
+};
+
+describe('demo', () => {
+  test('measures every arm, verifies every fusion and writes the run folder', async () => {
+    const res = await runDemo({ root, seeds: [0], threads: 1, settings });
+    assert.deepEqual(Object.keys(res.runs[0]!), [...ARMS]);
+    const arms = res.runs[0]!;
+    for (const a of ARMS) {
+      const r = arms[a]!;
+      for (const k of ['acc1', 'mAP', 'rank1'] as const)
+        assert.ok(r[k] >= 0 && r[k] <= 1, `${a}.${k} = ${r[k]}`);
+      assert.ok(r.msPerImage > 0, `${a}: latency ${r.msPerImage}`);
+    }
+    // A 300-image epoch of an MLP already learns (chance is 10%).
+    assert.ok(arms.baseline!.acc1 > 0.4, `baseline acc ${arms.baseline!.acc1}`);
+    for (const a of ['control', 'label-free', 'label-free-cf', 'label-aug'] as const) {
+      assert.equal(arms[a]!.params, arms.baseline!.params, a);
+      assert.equal(arms[a]!.flops, arms.baseline!.flops, a);
+    }
+    assert.ok(arms['denoiserep~']!.params > arms.baseline!.params);
+    assert.ok(arms['denoiserep~']!.flops > arms.baseline!.flops);
+
+    assert.deepEqual(
+      res.verify.map((v) => v.arm),
+      ['label-free', 'label-free-cf', 'label-aug'],
+    );
+    for (const v of res.verify) {
+      assert.ok(v.report.ok, `${v.arm}: ${v.report.failures.join('; ')}`);
+      assert.equal(v.report.topology.identical, true);
+      assert.ok(v.report.maxRelError < 1e-4, `${v.arm}: ${v.report.maxRelError}`);
+    }
+    // The closed-form denoisers reach a lower denoising loss than they start from (zero),
+    // and lower than a couple of epochs of SGD from the PyTorch-style initialisation.
+    const d = Object.fromEntries(res.diagnostics.map((x) => [x.arm, x]));
+    assert.ok(d['label-free-cf']!.lossAfter < d['label-free-cf']!.lossBefore);
+    assert.ok(d['label-free']!.lossAfter < d['label-free']!.lossBefore);
+    assert.ok(d['label-free-cf']!.lossAfter <= d['label-free']!.lossAfter * 1.01);
+    // The MSE-optimal map only shrinks: no singular value above c3 = 1/sqrt(alpha_t) < 1.001.
+    assert.ok(d['label-free-cf']!.maxSingularValue < 1.001);
+    assert.ok(d['label-free-cf']!.shrunkDirections > 0);
+
+    for (const f of [
+      'table.md',
+      'results.json',
+      'log.jsonl',
+      'baseline.onnx',
+      'label-free.onnx',
+      'label-free-cf.onnx',
+      'label-aug.onnx',
+      'denoiserep-tilde.onnx',
+      'label-free-cf-diagnostics.json',
+      'label-free-cf-spectra.svg',
+    ])
+      assert.ok(existsSync(join(res.dir, f)), f);
+    const table = readFileSync(join(res.dir, 'table.md'), 'utf8');
+    for (const a of ARMS) assert.match(table, new RegExp(`^\\| ${a.replace('~', '~')} \\|`, 'm'));
+    assert.deepEqual(JSON.parse(readFileSync(join(res.dir, 'results.json'), 'utf8')).seeds, [0]);
+  });
+
+  test('a second run reuses the baseline trained by the first', async () => {
+    const res = await runDemo({
+      root,
+      seeds: [0],
+      threads: 1,
+      settings: { ...settings, extraEpochs: 1 },
+    });
+    const log = readFileSync(join(res.dir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(log.some((r) => r.kind === 'baseline' && typeof r.reused === 'string'));
+    assert.ok(!log.some((r) => r.stage === 'pretrain'));
+  });
+});
