@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ImageDataset, subset } from '../data/dataset.js';
 import { writeDenoisers } from '../denoise/denoiser-file.js';
-import { diagnoseFusion, spectraSvg } from '../denoise/diagnostics.js';
+import { diagnoseFusion, spectraSvg, svgToPng } from '../denoise/diagnostics.js';
 import {
   collectMoments,
   fitClosedForm,
@@ -118,7 +118,7 @@ export function fitCommand(program: Command): void {
       )
       .option(
         '--report <file>',
-        'write per-layer diagnostics as JSON (and an SVG of the spectra beside it)',
+        'write per-layer diagnostics as JSON (and the spectra as SVG and PNG beside it)',
       )
       .option('--skip-corrupt', 'skip images that fail to decode (and count them)', false)
       .option(
@@ -294,7 +294,10 @@ export function fitCommand(program: Command): void {
         verification,
         skipped,
       });
-      writeFileAtomic(`${o.report.replace(/\.json$/, '')}.svg`, spectraSvg(layers));
+      const svg = spectraSvg(layers);
+      const stem = o.report.replace(/\.json$/, '');
+      writeFileAtomic(`${stem}.svg`, svg);
+      writeFileAtomic(`${stem}.png`, await svgToPng(svg));
     }
     const result = {
       model: source,

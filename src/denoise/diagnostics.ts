@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 import type { Model } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { layerDiagnostics, type ShrinkSummary } from './diagnostics-math.js';
@@ -68,46 +69,84 @@ export function diagnoseFusion(opts: {
 }
 
 /**
- * Draws the spectra as an SVG: one polyline per layer (singular value against its rank,
- * normalised to [0, 1]), coloured from the first layer (blue) to the last (red), with
- * the identity level 1 marked.
+ * Draws the spectra as an SVG: one polyline per layer (singular values in descending
+ * order against their rank, normalised to [0, 1]), coloured from the first layer (blue)
+ * to the last (red), with y-axis ticks, the identity level 1 dashed, and a legend.
+ * @param reports - per-layer diagnostics with singular values
+ * @param title - heading drawn above the plot
  */
 export function spectraSvg(
   reports: LayerReport[],
   title = 'Spectrum of c3·I − c1·Wd per layer',
 ): string {
-  const W = 640;
-  const H = 360;
-  const m = { l: 60, r: 20, t: 30, b: 40 };
+  const W = 720;
+  const H = 400;
+  const m = { l: 78, r: 170, t: 34, b: 46 };
   const withSv = reports.filter((r) => r.singularValues && r.singularValues.length > 0);
   const all = withSv.flatMap((r) => r.singularValues!);
   const lo = Math.min(...all, 1);
   const hi = Math.max(...all, 1);
   const span = hi - lo || 1;
-  const y = (v: number) => m.t + (H - m.t - m.b) * (1 - (v - lo) / span);
+  const pw = W - m.l - m.r;
+  const ph = H - m.t - m.b;
+  const y = (v: number) => m.t + ph * (1 - (v - lo) / span);
+  const colour = (i: number) => {
+    const f = withSv.length > 1 ? i / (withSv.length - 1) : 0;
+    return `rgb(${Math.round(40 + 200 * f)},60,${Math.round(240 - 200 * f)})`;
+  };
+  const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const digits = Math.max(3, Math.ceil(-Math.log10(span)) + 2);
+  const ticks = Array.from({ length: 5 }, (_, k) => lo + (span * k) / 4).map(
+    (v) =>
+      `<line x1="${m.l - 4}" x2="${m.l}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#333"/>` +
+      `<text x="${m.l - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(digits)}</text>`,
+  );
   const lines = withSv.map((r, i) => {
     const sv = r.singularValues!;
     const pts = sv
       .map(
-        (v, k) =>
-          `${(m.l + ((W - m.l - m.r) * k) / Math.max(1, sv.length - 1)).toFixed(1)},${y(v).toFixed(1)}`,
+        (v, k) => `${(m.l + (pw * k) / Math.max(1, sv.length - 1)).toFixed(1)},${y(v).toFixed(1)}`,
       )
       .join(' ');
-    const f = withSv.length > 1 ? i / (withSv.length - 1) : 0;
-    const color = `rgb(${Math.round(40 + 200 * f)},60,${Math.round(240 - 200 * f)})`;
-    return `<polyline fill="none" stroke="${color}" stroke-width="1.2" points="${pts}"><title>${r.layer} (t=${r.t})</title></polyline>`;
+    return `<polyline fill="none" stroke="${colour(i)}" stroke-width="1.2" points="${pts}"><title>${esc(r.layer)} (t=${r.t})</title></polyline>`;
   });
-  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  // Legend: every layer when few, else the first, a middle and the last.
+  const shown =
+    withSv.length <= 12
+      ? withSv.map((_, i) => i)
+      : [0, Math.floor(withSv.length / 2), withSv.length - 1];
+  const legend = shown.map((i, k) => {
+    const ly = m.t + 14 * k + 6;
+    const r = withSv[i]!;
+    const name = r.layer.length > 20 ? `…${r.layer.slice(-19)}` : r.layer;
+    return (
+      `<line x1="${W - m.r + 12}" x2="${W - m.r + 30}" y1="${ly}" y2="${ly}" stroke="${colour(i)}" stroke-width="2"/>` +
+      `<text x="${W - m.r + 34}" y="${ly + 4}">${esc(name)} (t=${r.t})</text>`
+    );
+  });
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${m.l}" y="18" font-size="13">${esc(title)}</text>`,
-    `<line x1="${m.l}" x2="${W - m.r}" y1="${y(1)}" y2="${y(1)}" stroke="#999" stroke-dasharray="4 3"/>`,
-    `<text x="4" y="${y(1) + 4}">1.0</text>`,
-    `<text x="4" y="${m.t + 4}">${hi.toPrecision(6)}</text>`,
-    `<text x="4" y="${H - m.b + 4}">${lo.toPrecision(6)}</text>`,
-    `<text x="${m.l}" y="${H - 10}">direction (sorted by singular value); first layer blue, last red</text>`,
+    `<text x="${m.l}" y="20" font-size="13">${esc(title)}</text>`,
+    `<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`,
+    ...ticks,
+    `<line x1="${m.l}" x2="${m.l + pw}" y1="${y(1).toFixed(1)}" y2="${y(1).toFixed(1)}" stroke="#999" stroke-dasharray="4 3"/>`,
+    `<text x="${m.l + pw - 4}" y="${(y(1) - 4).toFixed(1)}" text-anchor="end" fill="#666">identity (1)</text>`,
+    `<text x="${m.l + pw / 2}" y="${H - 12}" text-anchor="middle">direction, by singular value (largest left), normalised rank</text>`,
+    `<text transform="translate(14 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">singular value</text>`,
     ...lines,
+    ...legend,
+    withSv.length > shown.length
+      ? `<text x="${W - m.r + 12}" y="${m.t + 14 * shown.length + 10}" fill="#666">${withSv.length} layers, blue to red</text>`
+      : '',
     '</svg>',
   ].join('\n');
+}
+
+/**
+ * Renders the spectra SVG as a PNG (through sharp's SVG rasteriser).
+ * @param svg - from {@link spectraSvg}
+ */
+export async function svgToPng(svg: string): Promise<Buffer> {
+  return sharp(Buffer.from(svg)).png().toBuffer();
 }

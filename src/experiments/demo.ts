@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { gatherBatch, type ImageDataset, subset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { writeDenoisers } from '../denoise/denoiser-file.js';
-import { diagnoseFusion, type LayerReport, spectraSvg } from '../denoise/diagnostics.js';
+import { diagnoseFusion, type LayerReport, spectraSvg, svgToPng } from '../denoise/diagnostics.js';
 import { collectMoments, fitClosedForm } from '../denoise/fit.js';
 import { fuseModel } from '../denoise/fuse.js';
 import { initDenoisers, planConversion } from '../denoise/plan.js';
@@ -427,10 +427,9 @@ export async function runDemo(opts: {
       if (seed === seeds[0]) {
         writeModel(join(dir, `${arm}.onnx`), fused);
         writeJsonAtomic(join(dir, `${arm}-diagnostics.json`), { arm, layers: layersReport });
-        writeFileAtomic(
-          join(dir, `${arm}-spectra.svg`),
-          spectraSvg(layersReport, `${arm}: spectrum of c3·I − c1·Wd per layer`),
-        );
+        const svg = spectraSvg(layersReport, `${arm}: spectrum of c3·I − c1·Wd per layer`);
+        writeFileAtomic(join(dir, `${arm}-spectra.svg`), svg);
+        writeFileAtomic(join(dir, `${arm}-spectra.png`), await svgToPng(svg));
         writeDenoisers(join(dir, `${arm}-denoisers.safetensors`), plan, s.layers, values, {
           model: def.name,
           arm,

@@ -76,7 +76,12 @@ describe('DenoiseRep commands', () => {
     assert.equal(res.skipped, 1);
     assert.equal(res.images, 24);
     assert.equal(res.verification.ok, true);
-    assert.ok(existsSync(join(dir, 'r.svg')));
+    assert.match(readFileSync(join(dir, 'r.svg'), 'utf8'), /^<svg [^]*<polyline [^]*<\/svg>$/);
+    // A real PNG (signature), drawn from the SVG.
+    assert.deepEqual(
+      [...readFileSync(join(dir, 'r.png')).subarray(0, 4)],
+      [0x89, 0x50, 0x4e, 0x47],
+    );
     const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
     assert.equal(report.layers.length, res.layers);
     const v = run(

@@ -71,6 +71,7 @@ describe('demo', () => {
       'denoiserep-tilde.onnx',
       'label-free-cf-diagnostics.json',
       'label-free-cf-spectra.svg',
+      'label-free-cf-spectra.png',
     ])
       assert.ok(existsSync(join(res.dir, f)), f);
     const table = readFileSync(join(res.dir, 'table.md'), 'utf8');
