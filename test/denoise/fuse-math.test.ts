@@ -11,21 +11,10 @@ import { transpose } from '../../src/denoise/linalg.js';
 import { coefficients, makeSchedule } from '../../src/denoise/schedule.js';
 import { UsageError } from '../../src/errors.js';
 import { Rng } from '../../src/train/rng.js';
+import { relErr } from './helpers.js';
 
 function rand(rng: Rng, n: number, std = 1): Float64Array {
   return rng.fillNormal(new Float64Array(n), 0, std);
-}
-
-/** max |a - b| / max |b| */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / den;
 }
 
 /** Naive direct conv2d (NCHW, OIHW weights, square stride/padding, groups). */

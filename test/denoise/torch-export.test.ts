@@ -16,12 +16,13 @@ import { collectMoments, fitClosedForm } from '../../src/denoise/fit.js';
 import { fuseModel } from '../../src/denoise/fuse.js';
 import { initDenoisers, planConversion } from '../../src/denoise/plan.js';
 import { scopedModuleName } from '../../src/denoise/select.js';
-import { compareTopology, verifyFusion } from '../../src/denoise/verify.js';
+import { compareTopology } from '../../src/denoise/verify.js';
 import type { Model } from '../../src/onnx/ir.js';
 import { readModel, writeModel } from '../../src/onnx/serialize.js';
 import { float32 } from '../../src/onnx/tensor.js';
 import { Session } from '../../src/runtime/session.js';
 import { Rng } from '../../src/train/rng.js';
+import { assertFusionVerified, relErr } from './helpers.js';
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'torch');
 const tmp = mkdtempSync(join(tmpdir(), 'denoiserep-torch-'));
@@ -66,16 +67,6 @@ const CASES = [
   },
 ] as const;
 
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / den;
-}
-
 function sameStructure(a: Model, b: Model) {
   assert.deepEqual(
     b.graph.nodes.map((n) => [n.name, n.opType, n.inputs, n.outputs]),
@@ -99,7 +90,7 @@ for (const c of CASES) {
       const y = (await s.run(input)).logits!;
       await s.release();
       assert.deepEqual(y.dims, fx.outputShape);
-      assert.ok(maxRelDiff(y.data as Float32Array, fx.output) < 1e-5);
+      assert.ok(relErr(y.data as Float32Array, fx.output) < 1e-5);
       const plan = planConversion(model.graph, { filter: 'all', source: c.name });
       const names = plan.layers.map((p) => p.layer.name);
       if (typeof c.layers === 'number') assert.equal(names.length, c.layers);
@@ -118,16 +109,13 @@ for (const c of CASES) {
       const { values } = fitClosedForm(plan, stats);
       const fused = fuseModel(model, plan, values);
       sameStructure(model, fused);
-      const report = await verifyFusion({
+      const report = await assertFusionVerified({
         original: model,
         fused,
         plan,
-        denoisers: values,
+        values,
         inputs: input,
-        latencyBatches: [],
-        threads: 1,
       });
-      assert.ok(report.ok, report.failures.join('; '));
       assert.equal(report.layers.length, plan.layers.length);
     });
 
@@ -139,17 +127,14 @@ for (const c of CASES) {
       for (const t of values.values()) rng.fillNormal(t.data as Float32Array, 0, 0.3);
       for (const p of plan.layers) p.coeffs = { ...p.coeffs, c1: 0.2, c3: 1.1 };
       const fused = fuseModel(model, plan, values);
-      const report = await verifyFusion({
+      await assertFusionVerified({
         original: model,
         fused,
         plan,
-        denoisers: values,
+        values,
         inputs: input,
         tolerance: 1e-5,
-        latencyBatches: [],
-        threads: 1,
       });
-      assert.ok(report.ok, report.failures.join('; '));
       // The fused weights really changed the function.
       const path = join(tmp, `${c.name}-fused.onnx`);
       writeModel(path, fused);
@@ -158,7 +143,7 @@ for (const c of CASES) {
         .logits!;
       await s.release();
       assert.deepEqual([...y.dims], fx.outputShape);
-      assert.ok(maxRelDiff(y.data as Float32Array, fx.output) > 1e-3);
+      assert.ok(relErr(y.data as Float32Array, fx.output) > 1e-3);
       sameStructure(model, await readModel(path));
     });
   });
