@@ -95,6 +95,17 @@ for (const c of CASES) {
       const names = plan.layers.map((p) => p.layer.name);
       if (typeof c.layers === 'number') assert.equal(names.length, c.layers);
       else assert.deepEqual(names, c.layers);
+      if (c.name.startsWith('vit')) {
+        // Scoped names make name globs work on exports.
+        const fc1 = planConversion(model.graph, { filter: 'blocks.*.fc1', source: c.name });
+        assert.deepEqual(
+          fc1.layers.map((p) => [p.layer.name, p.t]),
+          [
+            ['blocks.0.fc1', 2],
+            ['blocks.1.fc1', 1],
+          ],
+        );
+      }
     });
 
     test('closed-form fit on its own features fuses exactly, keeping every node', async () => {
