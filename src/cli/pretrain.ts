@@ -5,7 +5,10 @@ import { loadFashionMnist, FMNIST_DEFAULT_PATH } from '../data/fashion-mnist.js'
 import type { ImageDataset } from '../data/dataset.js';
 import { UsageError } from '../errors.js';
 import { getPreset } from '../models/registry.js';
-import { exportOnnx } from '../models/weights.js';
+import type { ModelDef } from '../models/types.js';
+import { expectedWeights, exportOnnx } from '../models/weights.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { ParamStore } from '../train/params.js';
 import { trainSupervised } from '../train/loop.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
 import { type Progress, startProgress } from './progress.js';
@@ -59,9 +62,30 @@ interface PretrainOptions {
   evalEvery: number;
   out: string;
   resume: boolean | string;
+  init?: string;
   json: boolean;
   seed: number;
   threads: number;
+}
+
+/**
+ * Starting weights for `--init`: every parameter and buffer of the preset, with its shape,
+ * from a checkpoint of the same preset; anything else is a UsageError naming the problem.
+ */
+function initialStore(path: string, preset: string, def: ModelDef): ParamStore {
+  const c = loadCheckpoint(path);
+  if (c.state.preset !== preset)
+    throw new UsageError(`--init ${path} holds a ${c.state.preset} checkpoint, not ${preset}`);
+  const problems: string[] = [];
+  for (const [name, shape] of expectedWeights(def)) {
+    const t = c.tensors.get(name);
+    if (!t) problems.push(`${name} missing`);
+    else if (t.dims.join(',') !== shape.join(','))
+      problems.push(`${name} is [${t.dims}], expected [${shape}]`);
+  }
+  if (problems.length)
+    throw new UsageError(`--init ${path} does not fit ${preset}: ${problems.join('; ')}`);
+  return ParamStore.fromTensors(c.tensors);
 }
 
 /** `denoiserep pretrain`: supervised training of a backbone preset. */
@@ -121,6 +145,10 @@ export function pretrainCommand(program: Command): void {
         '--resume [dir]',
         'continue bit-identically from the checkpoint in --out, or from the one in [dir]',
         false,
+      )
+      .option(
+        '--init <dir>',
+        'start from the weights of a checkpoint (or pretrain output folder) of the same preset, with a fresh schedule and optimiser (fine-tuning)',
       ),
   ).action(async (o: PretrainOptions) => {
     if (o.optimizer !== 'adamw' && o.optimizer !== 'sgd')
@@ -132,6 +160,8 @@ export function pretrainCommand(program: Command): void {
     if (o.clipNorm !== undefined && !(o.clipNorm > 0))
       throw new UsageError(`--clip-norm must be > 0, got ${o.clipNorm}`);
     const def = getPreset(o.model, { bnneck: o.task === 'reid' });
+    const init = o.init === undefined ? undefined : initialStore(o.init, o.model, def);
+    if (init && o.resume !== false) throw new UsageError('--init and --resume exclude each other');
     const { train, test } = await loadTrainTest(o.data);
     mkdirSync(o.out, { recursive: true });
     // The bar starts at the first step, when the loop knows the schedule's length.
@@ -142,6 +172,7 @@ export function pretrainCommand(program: Command): void {
       test,
       outDir: o.out,
       resume: o.resume,
+      init,
       config: {
         epochs: o.epochs,
         batchSize: o.batchSize,
