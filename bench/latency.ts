@@ -16,7 +16,7 @@ const { values } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
     model: { type: 'string', default: 'vit-tiny-fmnist' },
-    runs: { type: 'string', default: '200' },
+    runs: { type: 'string', default: '600' },
     threads: { type: 'string' },
     steps: { type: 'string', default: '5' },
   },

@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Model } from '../onnx/ir.js';
+import { encodeModel } from '../onnx/serialize.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session } from '../runtime/session.js';
-import type { SessionCache } from '../runtime/session-cache.js';
 
 export interface LatencyComparison {
   /** Median latency per model (ms per run). */
@@ -16,46 +16,50 @@ export interface LatencyComparison {
 }
 
 /**
- * Latency of several models on the same inputs, measured in interleaved blocks: each round
- * runs every model `block` times in turn and drops the first run of each block, so that
- * machine-load drift hits all models alike and no model is timed while another session's
- * worker threads are still spinning down.
+ * Latency of several models on the same inputs, measured in rounds. In each round every
+ * model gets a fresh session, a short warm-up and one timed block, and its session is
+ * released before the next model's is created; the order rotates from round to round.
+ *
+ * Why: an idle ONNX Runtime session keeps its own worker threads, which spin for a while
+ * after each run. With several sessions alive at once on a small machine they compete for
+ * the cores, and a session's placement (threads, memory) can make it persistently faster
+ * or slower than an identical one: measured here at batch 1 with two threads, two
+ * sessions of the *same* model held side by side differed by up to 13%. One session at a
+ * time, fresh each round, with the order rotated, brings identical models to within about
+ * 1% of each other.
  * @param models - models to compare (same inputs); ratios are relative to the first
- * @param runs - timed runs per model
- * @param sessions - a cache to take the sessions from (a model given twice is timed on one
- *   session)
+ * @param inputs - one feed for every model
+ * @param opts.runs - timed runs per model (at least)
+ * @param opts.block - timed runs per model and round (default 10)
  */
 export async function compareLatency(
   models: Model[],
   inputs: Record<string, Tensor>,
-  opts: { runs?: number; block?: number; threads?: number; sessions?: SessionCache } = {},
+  opts: { runs?: number; block?: number; threads?: number } = {},
 ): Promise<LatencyComparison> {
   const runs = opts.runs ?? 50;
-  const block = Math.max(3, opts.block ?? 6);
-  const sessions: Session[] = [];
-  const cache = opts.sessions;
-  for (const m of models) {
-    const o = { threads: opts.threads };
-    sessions.push(cache ? await cache.acquire(m, o) : await Session.create(m, o));
-  }
+  const block = Math.max(3, opts.block ?? 10);
+  const bytes = models.map(encodeModel);
   const times: number[][] = models.map(() => []);
   const rounds: number[][] = models.map(() => []);
-  try {
-    for (const s of sessions) for (let i = 0; i < 3; i++) await s.run(inputs); // warm-up
-    while (times[0]!.length < runs) {
-      for (let k = 0; k < sessions.length; k++) {
+  for (let round = 0; times[0]!.length < runs; round++) {
+    for (let j = 0; j < models.length; j++) {
+      const k = (j + round) % models.length;
+      const s = await Session.fromEncoded(models[k]!, bytes[k]!, { threads: opts.threads });
+      try {
+        for (let i = 0; i < 3; i++) await s.run(inputs); // warm-up
         const t: number[] = [];
         for (let i = 0; i < block; i++) {
           const t0 = performance.now();
-          await sessions[k]!.run(inputs);
-          if (i > 0) t.push(performance.now() - t0);
+          await s.run(inputs);
+          t.push(performance.now() - t0);
         }
         times[k]!.push(...t);
         rounds[k]!.push(median(t));
+      } finally {
+        await s.release();
       }
     }
-  } finally {
-    for (const s of sessions) await (cache ? cache.give(s) : s.release());
   }
   return {
     ms: times.map(median),

@@ -263,7 +263,8 @@ export async function runDemo(opts: {
       ).x,
     ),
   };
-  // The five arms' models are each evaluated and timed: one compiled session per model.
+  // Each arm's model is evaluated, and the baseline's features taken: one compiled
+  // session per model.
   const sessions = new SessionCache(8);
   const measure = async (model: Model): Promise<ArmResult> => {
     const e = await evaluateModel(model, test, { threads, sessions });
@@ -450,7 +451,6 @@ export async function runDemo(opts: {
     const { ms } = await compareLatency(timed, one, {
       runs: s.latencyRuns,
       threads,
-      sessions,
     });
     order.forEach((arm, i) => {
       arms[arm]!.msPerImage = ms[i]!;
