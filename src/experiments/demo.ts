@@ -448,10 +448,7 @@ export async function runDemo(opts: {
     };
     const order = ARMS;
     const timed = [baseModel, ctl.model, tildeModel, lfModel, cfModel, laModel];
-    const { ms } = await compareLatency(timed, one, {
-      runs: s.latencyRuns,
-      threads,
-    });
+    const { ms } = await compareLatency(timed, one, { runs: 10 * s.latencyRuns, threads });
     order.forEach((arm, i) => {
       arms[arm]!.msPerImage = ms[i]!;
     });
