@@ -30,7 +30,7 @@ export interface LatencyComparison {
  * @param models - models to compare (same inputs); ratios are relative to the first
  * @param inputs - one feed for every model
  * @param opts.runs - timed runs per model (at least)
- * @param opts.block - timed runs per model and round (default: runs / 20, at least 10)
+ * @param opts.block - timed runs per model and round (default: runs / 20, at least 5)
  */
 export async function compareLatency(
   models: Model[],
@@ -40,7 +40,7 @@ export async function compareLatency(
   const runs = opts.runs ?? 50;
   // About 20 rounds whatever the run count: enough pairs for the median ratio, without a
   // session start-up for every few runs of a fast model.
-  const block = Math.max(3, opts.block ?? Math.max(10, Math.round(runs / 20)));
+  const block = Math.max(3, opts.block ?? Math.max(5, Math.round(runs / 20)));
   const bytes = models.map(encodeModel);
   const times: number[][] = models.map(() => []);
   const rounds: number[][] = models.map(() => []);

@@ -437,7 +437,11 @@ export async function runDemo(opts: {
         });
       }
     }
-    if (seed === seeds[0]) writeModel(join(dir, 'baseline.onnx'), baseModel);
+    if (seed === seeds[0]) {
+      writeModel(join(dir, 'baseline.onnx'), baseModel);
+      // label-aug's unfused backbone: `denoiserep verify` checks label-aug.onnx against it.
+      writeModel(join(dir, 'label-aug-backbone.onnx'), laBase);
+    }
     // Latency of every arm, batch 1, interleaved so that load drift hits all alike.
     stage(`seed ${seed}: latency`);
     const one = {

@@ -68,6 +68,7 @@ describe('demo', () => {
       'label-free.onnx',
       'label-free-cf.onnx',
       'label-aug.onnx',
+      'label-aug-backbone.onnx',
       'denoiserep-tilde.onnx',
       'label-free-cf-diagnostics.json',
       'label-free-cf-spectra.svg',
