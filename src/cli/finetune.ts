@@ -29,6 +29,7 @@ interface FinetuneOptions {
   batchSize: number;
   layers: string;
   timesteps: string;
+  task?: string;
   out: string;
   json: boolean;
   seed: number;
@@ -47,9 +48,18 @@ export function finetuneCommand(program: Command): void {
         '--epochs <n>',
         'total epochs (phases alternate, denoisers first)',
         parseIntArg('--epochs', 1),
-        4,
+        20,
       )
-      .option('--phase-epochs <n>', 'epochs per phase', parseIntArg('--phase-epochs', 1), 1)
+      .option(
+        '--phase-epochs <n>',
+        "epochs per phase (the authors' CIFAR-10 setting: 10)",
+        parseIntArg('--phase-epochs', 1),
+        10,
+      )
+      .option(
+        '--task <task>',
+        'classification (cross-entropy) or reid (ID cross-entropy + batch-hard triplet on PK batches); default: reid for a BNNeck checkpoint',
+      )
       .option(
         '--denoise-weight <x>',
         'weight of the denoising loss next to the task loss',
@@ -72,7 +82,10 @@ export function finetuneCommand(program: Command): void {
     if (!existsSync(join(dir, 'state.json')))
       throw new UsageError(`${arg} is not a pretrain output or checkpoint folder`);
     const ck = loadCheckpoint(dir);
-    const def = getPreset(ck.state.preset);
+    const def = getPreset(ck.state.preset, ck.state.presetOptions ?? {});
+    const task = o.task ?? (def.bnneck ? 'reid' : 'classification');
+    if (task !== 'classification' && task !== 'reid')
+      throw new UsageError(`--task must be classification or reid, got '${task}'`);
     const backbone = ParamStore.fromTensors(ck.tensors);
     const { train, test } = await loadTrainTest(o.data);
     if (!train || !test) throw new DataError(`--data ${o.data}: train and test splits are needed`);
@@ -98,6 +111,7 @@ export function finetuneCommand(program: Command): void {
         lr: o.lr,
         backboneLr: o.backboneLr,
         labelSmoothing: 0.1,
+        task,
         seed: o.seed,
         threads: o.threads,
       },
@@ -137,6 +151,7 @@ export function finetuneCommand(program: Command): void {
         checkpoint: arg,
         out: o.out,
         layers: plan.layers.length,
+        task,
         before,
         after,
         history: res.history,

@@ -190,6 +190,59 @@ describe('CLI pretrain and eval', () => {
     assert.match(both.err, /--init and --resume/);
   });
 
+  test('finetune: label-augmented DenoiseRep on a pretrain checkpoint, fused and verifiable', async () => {
+    const out = join(cwd, 'mlp-la');
+    const r = await runHere(
+      'finetune',
+      join(cwd, 'mlp'),
+      '--data',
+      'embedded',
+      '--epochs',
+      '2',
+      '--phase-epochs',
+      '1',
+      '--threads',
+      '2',
+      '--out',
+      out,
+      '--json',
+    );
+    assert.equal(r.code, 0, r.err);
+    const res = JSON.parse(r.out) as {
+      layers: number;
+      task: string;
+      before: { acc1: number };
+      after: { acc1: number };
+      history: { phase: string }[];
+    };
+    assert.equal(res.task, 'classification');
+    assert.equal(res.layers, 3); // mlp-fmnist: fc1, fc2, head
+    assert.deepEqual(
+      res.history.map((h) => h.phase),
+      ['denoisers', 'backbone'],
+    );
+    assert.ok(res.after.acc1 > 0.7 && res.before.acc1 > 0.7);
+    const v = await runHere(
+      'verify',
+      join(out, 'backbone.onnx'),
+      '--fused',
+      join(out, 'fused.onnx'),
+      '--denoisers',
+      join(out, 'denoisers.safetensors'),
+      '--data',
+      'embedded',
+      '--runs',
+      '2',
+      '--json',
+    );
+    assert.equal(v.code, 0, v.err);
+    const vr = JSON.parse(v.out) as { ok: boolean; topology: { identical: boolean } };
+    assert.ok(vr.ok && vr.topology.identical);
+    const bad = await runHere('finetune', join(cwd, 'mlp'), '--task', 'detect', '--out', out);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /--task/);
+  });
+
   test('bad flags exit with code 1 and name the flag', async () => {
     const cases: [string[], RegExp][] = [
       [['pretrain', ...train, '--epochs', 'two', '--out', 'x'], /--epochs/],
