@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { type ImageDataset, subset } from '../data/dataset.js';
+import { feedBatches, type ImageDataset, subset } from '../data/dataset.js';
 import { writeDenoisers } from '../denoise/denoiser-file.js';
 import { diagnoseFusion, spectraSvg, svgToPng } from '../denoise/diagnostics.js';
 import {
@@ -12,7 +12,12 @@ import {
   writeMoments,
 } from '../denoise/fit.js';
 import { fuseModel } from '../denoise/fuse.js';
-import { type ConversionPlan, initDenoisers, planConversion } from '../denoise/plan.js';
+import {
+  type ConversionPlan,
+  initDenoisers,
+  planConversion,
+  zeroDenoisers,
+} from '../denoise/plan.js';
 import type { TimestepMode } from '../denoise/schedule.js';
 import { measureDenoisingLoss, type Preprocess, trainLabelFree } from '../denoise/train.js';
 import { verifyFusion } from '../denoise/verify.js';
@@ -28,7 +33,7 @@ import {
   parseShard,
   withCommon,
 } from './common.js';
-import { batches, collect, type ImageInputOptions, imageInput, loadInputImages } from './inputs.js';
+import { collect, type ImageInputOptions, imageInput, loadInputImages } from './inputs.js';
 import { loadModelArg } from './load-model.js';
 import { samePath } from './paths.js';
 import { startProgress } from './progress.js';
@@ -173,7 +178,7 @@ export function fitCommand(program: Command): void {
         stats = await collectMoments(
           model,
           plan,
-          batches(data!, input.name, o.batchSize, prep, shard),
+          feedBatches(data!, input.name, o.batchSize, prep, shard),
           {
             session: { threads: o.threads, source },
             onBatch: (n) => bar.update((done += n)),
@@ -227,7 +232,8 @@ export function fitCommand(program: Command): void {
     const fused = fuseModel(model, plan, values);
     let verification: unknown;
     if (data) {
-      const first = batches(data, input.name, Math.min(o.batchSize, data.size), prep).next().value!;
+      const first = feedBatches(data, input.name, Math.min(o.batchSize, data.size), prep).next()
+        .value!;
       const v = await verifyFusion({
         original: model,
         fused,
@@ -259,9 +265,7 @@ export function fitCommand(program: Command): void {
         data,
         Int32Array.from({ length: Math.min(512, data.size) }, (_, i) => i),
       );
-      const zero = new Map(
-        [...values].map(([k, t]) => [k, { ...t, data: new Float32Array(t.data.length) }]),
-      );
+      const zero = zeroDenoisers(values);
       const m = {
         model,
         plan,

@@ -1,11 +1,10 @@
-import { concatDatasets, gatherBatch, type ImageDataset } from '../data/dataset.js';
+import { concatDatasets, type ImageDataset } from '../data/dataset.js';
 import { FMNIST_DEFAULT_PATH, loadFashionMnist } from '../data/fashion-mnist.js';
 import { loadImageDir } from '../data/image-folder.js';
 import { normalize } from '../data/transforms.js';
 import type { Preprocess } from '../denoise/train.js';
 import { UsageError } from '../errors.js';
 import type { Model } from '../onnx/ir.js';
-import { float32, type Tensor } from '../onnx/tensor.js';
 import { Rng } from '../train/rng.js';
 
 /** Options shared by commands that feed images to a user's model. */
@@ -76,27 +75,6 @@ export function makePreprocess(c: number, mean?: number[], std?: number[]): Prep
   const t = normalize(expand(m, '--mean'), expand(s, '--std'));
   const rng = new Rng(0);
   return (x, n) => t(x, { n, c, h: x.length / n / c, w: 1 }, rng);
-}
-
-/** Batches of model feeds over a data set (optionally every `count`-th image from `index`). */
-export function* batches(
-  ds: ImageDataset,
-  inputName: string,
-  batchSize: number,
-  prep?: Preprocess,
-  shard?: { index: number; count: number },
-) {
-  const idx: number[] = [];
-  for (let i = 0; i < ds.size; i++) if (!shard || i % shard.count === shard.index) idx.push(i);
-  for (let s = 0; s < idx.length; s += batchSize) {
-    const part = idx.slice(s, s + batchSize);
-    const { x } = gatherBatch(ds, part);
-    const v = prep ? prep(x, part.length) : x;
-    yield { [inputName]: float32([part.length, ds.channels, ds.height, ds.width], v) } as Record<
-      string,
-      Tensor
-    >;
-  }
 }
 
 /**

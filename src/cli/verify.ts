@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { feedBatches } from '../data/dataset.js';
 import { readDenoisers } from '../denoise/denoiser-file.js';
 import { verifyFusion } from '../denoise/verify.js';
 import { DataError } from '../errors.js';
@@ -6,7 +7,7 @@ import { readModel } from '../onnx/serialize.js';
 import { float32 } from '../onnx/tensor.js';
 import { Rng } from '../train/rng.js';
 import { emit, parseFloatArg, parseIntArg, parseListArg, withCommon } from './common.js';
-import { batches, type ImageInputOptions, loadInputImages } from './inputs.js';
+import { type ImageInputOptions, loadInputImages } from './inputs.js';
 import { loadModelArg } from './load-model.js';
 
 interface VerifyOptions extends ImageInputOptions {
@@ -56,7 +57,7 @@ export function verifyCommand(program: Command): void {
     const fused = await readModel(o.fused);
     const { plan, values } = readDenoisers(o.denoisers, model.graph, source);
     const { data, prep, inputName } = await loadInputImages(model, source, o);
-    const inputs = batches(data, inputName, Math.min(o.batch, data.size), prep).next().value!;
+    const inputs = feedBatches(data, inputName, Math.min(o.batch, data.size), prep).next().value!;
     const rng = new Rng(o.seed);
     const [c, h, w] = [data.channels, data.height, data.width];
     const report = await verifyFusion({

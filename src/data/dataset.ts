@@ -3,6 +3,7 @@
  * images as one NCHW float32 block in [0, 1], labels as int32.
  */
 import { DataError, UsageError } from '../errors.js';
+import { float32, type Tensor } from '../onnx/tensor.js';
 
 /** Label of an image that has none (flat folders of unlabeled images). */
 export const UNLABELED = -1;
@@ -163,4 +164,28 @@ export function gatherBatch(
     y[i] = ds.labels[k]!;
   }
   return { x, y };
+}
+
+/**
+ * Model feeds over a data set, in order: `{ [inputName]: NCHW float32 batch }`, each batch
+ * passed through `prep` when given (normalisation), optionally only every `count`-th image
+ * starting at `index` (one shard of a data set split over several jobs).
+ * @example
+ * for (const feeds of feedBatches(test, 'input', 256)) await session.run(feeds);
+ */
+export function* feedBatches(
+  ds: ImageDataset,
+  inputName: string,
+  batchSize: number,
+  prep?: (x: Float32Array, n: number) => Float32Array,
+  shard?: { index: number; count: number },
+): Generator<Record<string, Tensor>> {
+  const idx: number[] = [];
+  for (let i = 0; i < ds.size; i++) if (!shard || i % shard.count === shard.index) idx.push(i);
+  for (let s = 0; s < idx.length; s += batchSize) {
+    const part = idx.slice(s, s + batchSize);
+    const { x } = gatherBatch(ds, part);
+    const v = prep ? prep(x, part.length) : x;
+    yield { [inputName]: float32([part.length, ds.channels, ds.height, ds.width], v) };
+  }
 }

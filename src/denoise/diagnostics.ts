@@ -68,6 +68,36 @@ export function diagnoseFusion(opts: {
   });
 }
 
+/** Summary over layers of a fusion's diagnostics. */
+export interface DiagnosticsSummary {
+  layers: number;
+  /** Mean over layers of ‖W' − W‖_F / ‖W‖_F. */
+  meanRelWeightChange: number;
+  /** Smallest and largest singular value of c3 I − c1 Wd over all layers. */
+  minSingularValue: number;
+  maxSingularValue: number;
+  /** Directions shrunk by more than 1%, over all layers. */
+  shrunkDirections: number;
+  /** Summed per-layer denoising loss of the starting and of the trained denoisers. */
+  lossBefore: number;
+  lossAfter: number;
+}
+
+/** Sums and extremes over a fusion's per-layer reports (the demo's one-line summary). */
+export function summarizeDiagnostics(layers: LayerReport[]): DiagnosticsSummary {
+  const sv = layers.flatMap((l) => l.singularValues ?? []);
+  return {
+    layers: layers.length,
+    meanRelWeightChange:
+      layers.reduce((a, l) => a + l.relativeWeightChange, 0) / Math.max(1, layers.length),
+    minSingularValue: Math.min(...sv),
+    maxSingularValue: Math.max(...sv),
+    shrunkDirections: layers.reduce((a, l) => a + (l.summary?.shrunk ?? 0), 0),
+    lossBefore: layers.reduce((a, l) => a + (l.lossBefore ?? NaN), 0),
+    lossAfter: layers.reduce((a, l) => a + (l.lossAfter ?? NaN), 0),
+  };
+}
+
 /**
  * Draws the spectra as an SVG: one polyline per layer (singular values in descending
  * order against their rank, normalised to [0, 1]), coloured from the first layer (blue)

@@ -125,3 +125,11 @@ export function initDenoisers(plan: ConversionPlan, seed: number): Map<string, T
   }
   return out;
 }
+
+/**
+ * Denoisers of the same names and shapes as `values`, all zero: ε̂ = 0, so the fused map
+ * is c3·I (the starting point the closed-form fit is measured against).
+ */
+export function zeroDenoisers(values: Map<string, Tensor>): Map<string, Tensor> {
+  return new Map([...values].map(([k, t]) => [k, { ...t, data: new Float32Array(t.data.length) }]));
+}

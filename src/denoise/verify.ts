@@ -1,5 +1,5 @@
 import { countFlops } from '../eval/flops.js';
-import { compareLatency } from '../eval/latency.js';
+import { compareLatency, latencyRunsFor } from '../eval/latency.js';
 import type { Model } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session, withExtraOutputs } from '../runtime/session.js';
@@ -143,8 +143,7 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
           opts.fused,
           opts.makeInputs(batch),
           batch,
-          // Small batches run much faster: more runs for a comparable time and precision.
-          (opts.latencyRuns ?? 30) * (batch < 8 ? 10 : 1),
+          latencyRunsFor(batch, opts.latencyRuns ?? 30),
           opts.threads,
         ),
       );

@@ -1,22 +1,28 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { gatherBatch, type ImageDataset, subset } from '../data/dataset.js';
+import { feedBatches, gatherBatch, type ImageDataset, subset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { writeDenoisers } from '../denoise/denoiser-file.js';
-import { diagnoseFusion, type LayerReport, spectraSvg, svgToPng } from '../denoise/diagnostics.js';
+import {
+  diagnoseFusion,
+  type DiagnosticsSummary,
+  spectraSvg,
+  summarizeDiagnostics,
+  svgToPng,
+} from '../denoise/diagnostics.js';
 import { collectMoments, fitClosedForm } from '../denoise/fit.js';
 import { fuseModel } from '../denoise/fuse.js';
-import { initDenoisers, planConversion } from '../denoise/plan.js';
+import { initDenoisers, planConversion, zeroDenoisers } from '../denoise/plan.js';
 import { attachTilde, trainTilde } from '../denoise/tilde.js';
 import { measureDenoisingLoss, trainLabelAugmented, trainLabelFree } from '../denoise/train.js';
 import { verifyFusion, type VerifyReport } from '../denoise/verify.js';
 import { evaluateModel, modelCost } from '../eval/evaluate.js';
-import { compareLatency } from '../eval/latency.js';
+import { compareLatency, latencyRunsFor } from '../eval/latency.js';
 import { getPreset } from '../models/registry.js';
 import { FEATURE_NAME, INPUT_NAME, type ModelDef } from '../models/types.js';
 import type { Model } from '../onnx/ir.js';
 import { writeModel } from '../onnx/serialize.js';
-import { float32, type Tensor } from '../onnx/tensor.js';
+import { float32 } from '../onnx/tensor.js';
 import { SessionCache } from '../runtime/session-cache.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { evalModelWith, type SupervisedConfig, trainSupervised } from '../train/loop.js';
@@ -139,48 +145,6 @@ async function baseline(
   return res.store;
 }
 
-/** Summary over layers of a fusion's diagnostics. */
-export interface DiagnosticsSummary {
-  layers: number;
-  /** Mean over layers of ‖W' − W‖_F / ‖W‖_F. */
-  meanRelWeightChange: number;
-  /** Smallest and largest singular value of c3 I − c1 Wd over all layers. */
-  minSingularValue: number;
-  maxSingularValue: number;
-  /** Directions shrunk by more than 1%, over all layers. */
-  shrunkDirections: number;
-  /** Summed per-layer denoising loss of the starting and of the trained denoisers. */
-  lossBefore: number;
-  lossAfter: number;
-}
-
-export function summarizeDiagnostics(layers: LayerReport[]): DiagnosticsSummary {
-  const sv = layers.flatMap((l) => l.singularValues ?? []);
-  return {
-    layers: layers.length,
-    meanRelWeightChange:
-      layers.reduce((a, l) => a + l.relativeWeightChange, 0) / Math.max(1, layers.length),
-    minSingularValue: Math.min(...sv),
-    maxSingularValue: Math.max(...sv),
-    shrunkDirections: layers.reduce((a, l) => a + (l.summary?.shrunk ?? 0), 0),
-    lossBefore: layers.reduce((a, l) => a + (l.lossBefore ?? NaN), 0),
-    lossAfter: layers.reduce((a, l) => a + (l.lossAfter ?? NaN), 0),
-  };
-}
-
-/** Batches of raw images (the presets normalise in-graph) as model feeds. */
-function* imageBatches(data: ImageDataset, size: number): Generator<Record<string, Tensor>> {
-  for (let i = 0; i < data.size; i += size) {
-    const idx = Int32Array.from({ length: Math.min(size, data.size - i) }, (_, k) => i + k);
-    yield {
-      [INPUT_NAME]: float32(
-        [idx.length, data.channels, data.height, data.width],
-        gatherBatch(data, idx).x,
-      ),
-    };
-  }
-}
-
 /** Features of a data set from an evaluation model's `feature` output. */
 async function features(
   model: Model,
@@ -191,18 +155,14 @@ async function features(
   const s = await sessions.acquire(model, { threads });
   let feats: Float32Array | undefined;
   let dim = 0;
+  let done = 0;
   try {
-    for (let i = 0; i < data.size; i += 256) {
-      const idx = Int32Array.from({ length: Math.min(256, data.size - i) }, (_, k) => i + k);
-      const { x } = gatherBatch(data, idx);
-      const out = await s.run(
-        { [INPUT_NAME]: float32([idx.length, data.channels, data.height, data.width], x) },
-        [FEATURE_NAME],
-      );
-      const f = out[FEATURE_NAME]!;
+    for (const feeds of feedBatches(data, INPUT_NAME, 256)) {
+      const f = (await s.run(feeds, [FEATURE_NAME]))[FEATURE_NAME]!;
       dim = f.dims[1]!;
       feats ??= new Float32Array(data.size * dim);
-      feats.set(f.data as Float32Array, i * dim);
+      feats.set(f.data as Float32Array, done * dim);
+      done += f.dims[0]!;
     }
   } finally {
     await sessions.give(s);
@@ -338,7 +298,7 @@ export async function runDemo(opts: {
     // Beyond the paper: the MSE-optimal label-free denoisers in closed form (one pass of
     // input moments over the same training images), fused the same way.
     stage(`seed ${seed}: label-free DenoiseRep, closed form`);
-    const stats = await collectMoments(baseModel, plan, imageBatches(train, 256), {
+    const stats = await collectMoments(baseModel, plan, feedBatches(train, INPUT_NAME, 256), {
       session: { threads },
     });
     const cf = fitClosedForm(plan, stats);
@@ -376,16 +336,13 @@ export async function runDemo(opts: {
     stage(`seed ${seed}: verify fusion`);
     const rng = new Rng(seed).fork('latency');
     const lfInit = initDenoisers(plan, seed);
-    const zero = new Map(
-      [...cf.values].map(([k, t]) => [k, { ...t, data: new Float32Array(t.data.length) }]),
-    );
     const lossSample = subset(
       train,
       Int32Array.from({ length: Math.min(512, train.size) }, (_, i) => i),
     );
     for (const [arm, original, fused, values, start] of [
       ['label-free', baseModel, lfModel, lf.values, lfInit],
-      ['label-free-cf', baseModel, cfModel, cf.values, zero],
+      ['label-free-cf', baseModel, cfModel, cf.values, zeroDenoisers(cf.values)],
       ['label-aug', laBase, laModel, la.values, lfInit],
     ] as const) {
       const rep = await verifyFusion({
@@ -452,7 +409,10 @@ export async function runDemo(opts: {
     };
     const order = ARMS;
     const timed = [baseModel, ctl.model, tildeModel, lfModel, cfModel, laModel];
-    const { ms } = await compareLatency(timed, one, { runs: 10 * s.latencyRuns, threads });
+    const { ms } = await compareLatency(timed, one, {
+      runs: latencyRunsFor(1, s.latencyRuns),
+      threads,
+    });
     order.forEach((arm, i) => {
       arms[arm]!.msPerImage = ms[i]!;
     });

@@ -1,8 +1,6 @@
 // Shared by the DenoiseRep tests.
 import assert from 'node:assert/strict';
-import type { ConversionPlan } from '../../src/denoise/plan.js';
-import { verifyFusion, type VerifyReport } from '../../src/denoise/verify.js';
-import type { Model } from '../../src/onnx/ir.js';
+import { verifyFusion, type VerifyOptions, type VerifyReport } from '../../src/denoise/verify.js';
 import type { Tensor } from '../../src/onnx/tensor.js';
 
 /** max |a - b| / max |b| */
@@ -21,14 +19,11 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * Verifies a fused model against the unfused one run with denoising steps (one thread,
  * no latency runs) and asserts that verification passed.
  */
-export async function assertFusionVerified(opts: {
-  original: Model;
-  fused: Model;
-  plan: ConversionPlan;
-  values: Map<string, Tensor>;
-  inputs: Record<string, Tensor>;
-  tolerance?: number;
-}): Promise<VerifyReport> {
+export async function assertFusionVerified(
+  opts: Pick<VerifyOptions, 'original' | 'fused' | 'plan' | 'inputs' | 'tolerance'> & {
+    values: Map<string, Tensor>;
+  },
+): Promise<VerifyReport> {
   const report = await verifyFusion({
     original: opts.original,
     fused: opts.fused,
