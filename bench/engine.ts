@@ -13,8 +13,8 @@ import { float32 } from '../src/onnx/tensor.js';
 import { Session } from '../src/runtime/session.js';
 import { crossEntropy, oneHot, TARGET_NAME } from '../src/train/losses.js';
 import { AdamW } from '../src/train/optim.js';
-import { ParamStore } from '../src/train/params.js';
-import { Rng } from '../src/train/rng.js';
+import { ParamStore } from '../src/models/params.js';
+import { Rng } from '../src/util/rng.js';
 import { TrainStep } from '../src/train/step.js';
 
 const { values } = parseArgs({

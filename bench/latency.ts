@@ -10,7 +10,7 @@ import { countFlops } from '../src/eval/flops.js';
 import { compareLatency } from '../src/eval/latency.js';
 import { buildBackbone, getPreset } from '../src/models/registry.js';
 import { float32 } from '../src/onnx/tensor.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/util/rng.js';
 
 const { values } = parseArgs({
   options: {

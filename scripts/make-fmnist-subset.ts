@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FMNIST_DEFAULT_PATH } from '../src/data/fashion-mnist.js';
 import { type IdxArray, readIdx, writeIdx } from '../src/data/idx.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/util/rng.js';
 
 const NUM_CLASSES = 10;
 

@@ -1,7 +1,7 @@
 // The library's public API: everything the CLI is built from. A model goes builder → IR →
 // (DenoiseRep conversion) → training graph via autodiff → ONNX Runtime sessions →
 // parameters updated in TypeScript → fusion → IR → .onnx.
-export * from './errors.js';
+export * from './util/errors.js';
 export * from './onnx/index.js';
 export { GraphBuilder, type Value, type Init, type BuiltModel } from './onnx/builder.js';
 export { inferShapes } from './onnx/shapes.js';

@@ -1,4 +1,4 @@
-import { GradientError, ModelError } from '../errors.js';
+import { GradientError, ModelError } from '../util/errors.js';
 import { GraphBuilder, type Value } from '../onnx/builder.js';
 import { isFloat } from '../onnx/dtype.js';
 import { cloneGraph, type Dim, type Model, type Node, onnxOpset, topoSort } from '../onnx/ir.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 import { runDemo } from '../experiments/demo.js';
 import { emit, parseIntArg, withCommon } from './common.js';
 

@@ -1,13 +1,13 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 import { evaluateModel } from '../eval/evaluate.js';
 import { getPreset } from '../models/registry.js';
 import { modelWithWeights } from '../models/weights.js';
 import type { Model } from '../onnx/ir.js';
 import { readModel } from '../onnx/serialize.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { ParamStore } from '../train/params.js';
+import { ParamStore } from '../models/params.js';
 import { emit, parseIntArg, withCommon } from './common.js';
 import { loadTrainTest } from './pretrain.js';
 

@@ -7,7 +7,7 @@ import { initDenoisers, planConversion } from '../denoise/plan.js';
 import type { TimestepMode } from '../denoise/schedule.js';
 import { trainLabelAugmented } from '../denoise/train.js';
 import { verifyFusion } from '../denoise/verify.js';
-import { DataError, UsageError } from '../errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import { evaluateModel } from '../eval/evaluate.js';
 import { getPreset } from '../models/registry.js';
 import { INPUT_NAME } from '../models/types.js';
@@ -15,7 +15,7 @@ import { writeModel } from '../onnx/serialize.js';
 import { float32 } from '../onnx/tensor.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { evalModelWith } from '../train/loop.js';
-import { ParamStore } from '../train/params.js';
+import { ParamStore } from '../models/params.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
 import { loadTrainTest } from './pretrain.js';
 

@@ -21,7 +21,7 @@ import {
 import type { TimestepMode } from '../denoise/schedule.js';
 import { measureDenoisingLoss, type Preprocess, trainLabelFree } from '../denoise/train.js';
 import { verifyFusion } from '../denoise/verify.js';
-import { DataError, UsageError } from '../errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import { writeModel } from '../onnx/serialize.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { readDenoisers } from '../denoise/denoiser-file.js';
 import { fuseModel } from '../denoise/fuse.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 import { writeModel } from '../onnx/serialize.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../util/rng.js';
 import { emit, withCommon } from './common.js';
 import { loadModelArg } from './load-model.js';
 import { samePath } from './paths.js';

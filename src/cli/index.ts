@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { DenoiseRepError, exitCodeFor } from '../errors.js';
+import { DenoiseRepError, exitCodeFor } from '../util/errors.js';
 import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';

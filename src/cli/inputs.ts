@@ -3,9 +3,9 @@ import { FMNIST_DEFAULT_PATH, loadFashionMnist } from '../data/fashion-mnist.js'
 import { loadImageDir } from '../data/image-folder.js';
 import { normalize } from '../data/transforms.js';
 import type { Preprocess } from '../denoise/train.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../util/rng.js';
 
 /** Options shared by commands that feed images to a user's model. */
 export interface ImageInputOptions {

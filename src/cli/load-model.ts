@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 import { buildBackbone, getPreset, presetNames } from '../models/registry.js';
 import type { Model } from '../onnx/ir.js';
 import { readModel } from '../onnx/serialize.js';

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DataError, UsageError } from '../errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import type { ImageDataset } from './dataset.js';
 
 /** Bytes of one CIFAR-10 record: label + 3 × 32 × 32 pixels. */

@@ -2,7 +2,7 @@
  * In-memory image data sets: every loader in src/data returns an {@link ImageDataset},
  * images as one NCHW float32 block in [0, 1], labels as int32.
  */
-import { DataError, UsageError } from '../errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 
 /** Label of an image that has none (flat folders of unlabeled images). */

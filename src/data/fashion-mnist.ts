@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DataError, UsageError } from '../errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import type { ImageDataset } from './dataset.js';
 import { type IdxArray, readIdx } from './idx.js';
 

@@ -12,7 +12,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
-import { DataError, UsageError } from '../errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import { type ImageDataset, UNLABELED } from './dataset.js';
 
 /** File extensions (lower case) decoded as images. */

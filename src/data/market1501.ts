@@ -15,7 +15,7 @@
  * gallery keep the original ids as labels so that they can be compared with each other.
  */
 import { basename, join } from 'node:path';
-import { DataError, UsageError } from '../errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import {
   checkDir,
   decodeImages,

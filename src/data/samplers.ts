@@ -2,8 +2,8 @@
  * Seeded batch samplers (shuffled epochs, PK identity batches) and the query/gallery split
  * used to evaluate retrieval on class-labelled data.
  */
-import { UsageError } from '../errors.js';
-import type { Rng } from '../train/rng.js';
+import { UsageError } from '../util/errors.js';
+import type { Rng } from '../util/rng.js';
 
 function positiveInt(name: string, v: number): void {
   if (!Number.isInteger(v) || v <= 0)

@@ -7,8 +7,8 @@
  * normalize(mean, std))`; ReID (TransReID) `compose(horizontalFlip(0.5), randomCropWithPadding(10),
  * normalize(mean, std), randomErasing({ p: 0.5, value: 'random' }))`.
  */
-import { UsageError } from '../errors.js';
-import type { Rng } from '../train/rng.js';
+import { UsageError } from '../util/errors.js';
+import type { Rng } from '../util/rng.js';
 
 /** Shape of an NCHW batch. */
 export interface BatchShape {

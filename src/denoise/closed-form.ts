@@ -11,7 +11,7 @@
  * so Wd is symmetric. The time embedding e is redundant with bd: we choose e = 0 and
  * bd = -s1 Wd mu, i.e. eps_hat = Wd (x_t - s1 mu).
  */
-import { DataError, UsageError } from '../errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import { cholesky, choleskySolve, identity, type NumArray, symmetriseInPlace } from './linalg.js';
 import type { StepCoefficients } from './schedule.js';
 

@@ -1,4 +1,4 @@
-import { DataError } from '../errors.js';
+import { DataError } from '../util/errors.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Graph } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';

@@ -3,7 +3,7 @@
  * directions (its singular values: below 1 shrinks, above 1 amplifies) and how much fusion
  * changed the layer's weight.
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 import { denoiseMap, type FuseCoefficients } from './fuse-math.js';
 import {
   asymmetry,

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { DataError } from '../errors.js';
+import { DataError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import { Session, type SessionOptions } from '../runtime/session.js';

@@ -16,8 +16,8 @@
  * block-diagonal by group); otherwise the fused conv needs groups = 1 (a denser, costlier
  * layer), which {@link fuseConvOutput} does only when asked.
  */
-import { ModelError, UsageError } from '../errors.js';
-import type { Rng } from '../train/rng.js';
+import { ModelError, UsageError } from '../util/errors.js';
+import type { Rng } from '../util/rng.js';
 import { matmul, type NumArray, transpose } from './linalg.js';
 import type { StepCoefficients } from './schedule.js';
 

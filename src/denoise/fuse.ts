@@ -1,7 +1,7 @@
-import { ModelError } from '../errors.js';
+import { ModelError } from '../util/errors.js';
 import { cloneGraph, type Model } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
-import type { Rng } from '../train/rng.js';
+import type { Rng } from '../util/rng.js';
 import { fuseConvOutput, fuseLinearInput } from './fuse-math.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 import type { WeightPath } from './select.js';

@@ -1,4 +1,4 @@
-import { ModelError } from '../errors.js';
+import { ModelError } from '../util/errors.js';
 import { GraphBuilder, type Value } from '../onnx/builder.js';
 import { cloneGraph, type Model, onnxOpset, topoSort } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';

@@ -1,6 +1,6 @@
 import type { Graph } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../util/rng.js';
 import {
   assignTimesteps,
   coefficients,

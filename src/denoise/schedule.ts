@@ -3,7 +3,7 @@
  * 1000 steps), the DDPM reverse-step coefficients at one timestep, and the assignment of a
  * timestep to each selected layer.
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 
 /** Options of {@link makeSchedule}. */
 export interface ScheduleOptions {

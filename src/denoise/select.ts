@@ -1,4 +1,5 @@
-import { ModelError, UsageError } from '../errors.js';
+import { ModelError, UsageError } from '../util/errors.js';
+import { globMatch } from '../util/glob.js';
 import {
   attrInt,
   attrInts,
@@ -51,14 +52,6 @@ export interface SelectedLayer {
 /** Which layers to select: a preset filter, or a glob over module paths (`blocks.*.mlp.*`). */
 export type LayerFilter = 'all' | 'mlp' | 'linear' | 'conv' | string;
 
-function globToRegExp(glob: string): RegExp {
-  const esc = glob
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${esc}$`);
-}
-
 /** True when a layer passes the filter. */
 export function matchesFilter(layer: SelectedLayer, filter: LayerFilter): boolean {
   switch (filter) {
@@ -72,7 +65,7 @@ export function matchesFilter(layer: SelectedLayer, filter: LayerFilter): boolea
       // timm's Mlp (blocks.i.mlp.fc1/fc2): the layers the ReID recipe converts.
       return layer.kind === 'linear' && /(^|\.)mlp\.fc[12]$/.test(layer.name);
     default:
-      return filter.split(',').some((g) => globToRegExp(g.trim()).test(layer.name));
+      return filter.split(',').some((g) => globMatch(g.trim(), layer.name));
   }
 }
 

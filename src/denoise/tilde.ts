@@ -1,10 +1,10 @@
-import { ModelError } from '../errors.js';
+import { ModelError } from '../util/errors.js';
 import { GraphBuilder, type Value } from '../onnx/builder.js';
 import { type Model, producers } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import { AdamW, defaultDecayGroups } from '../train/optim.js';
-import { ParamStore } from '../train/params.js';
-import { Rng } from '../train/rng.js';
+import { ParamStore } from '../models/params.js';
+import { Rng } from '../util/rng.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { TrainStep } from '../train/step.js';
 import { finishSurgery, surgeryBuilder } from './graph.js';

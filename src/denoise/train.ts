@@ -1,6 +1,6 @@
 import { gatherBatch, type ImageDataset } from '../data/dataset.js';
 import { epochBatches, pkBatches } from '../data/samplers.js';
-import { ModelError } from '../errors.js';
+import { ModelError } from '../util/errors.js';
 import { dropoutFeeds } from '../layers/dropout.js';
 import { buildBackbone } from '../models/registry.js';
 import { INPUT_NAME, type ModelDef } from '../models/types.js';
@@ -16,8 +16,8 @@ import {
   tripletBatchHard,
 } from '../train/losses.js';
 import { AdamW, defaultDecayGroups } from '../train/optim.js';
-import { ParamStore } from '../train/params.js';
-import { Rng } from '../train/rng.js';
+import { ParamStore } from '../models/params.js';
+import { Rng } from '../util/rng.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { TrainStep } from '../train/step.js';
 import {

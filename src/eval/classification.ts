@@ -1,4 +1,4 @@
-import { DataError } from '../errors.js';
+import { DataError } from '../util/errors.js';
 
 /**
  * Classification metrics. Logits are row-major [n, k] (k = `numClasses`), labels are class

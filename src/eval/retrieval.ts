@@ -1,4 +1,4 @@
-import { DataError, UsageError } from '../errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 
 /** Options of {@link distanceMatrix}. */
 export interface DistanceOptions {

@@ -26,8 +26,8 @@ import { float32 } from '../onnx/tensor.js';
 import { SessionCache } from '../runtime/session-cache.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { evalModelWith, type SupervisedConfig, trainSupervised } from '../train/loop.js';
-import { ParamStore } from '../train/params.js';
-import { Rng } from '../train/rng.js';
+import { ParamStore } from '../models/params.js';
+import { Rng } from '../util/rng.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
 import { ARMS, type ArmResult, markdownTable, summarizeArms, type SummaryTable } from './table.js';
 

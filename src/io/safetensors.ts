@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { DataError } from '../errors.js';
+import { DataError } from '../util/errors.js';
 import { allocArray, DTYPE_SIZE, type DType } from '../onnx/dtype.js';
 import { numel, type Tensor } from '../onnx/tensor.js';
 import { writeFileAtomic } from '../util/atomic-write.js';

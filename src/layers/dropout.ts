@@ -1,6 +1,6 @@
 import type { Value } from '../onnx/builder.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
-import type { Rng } from '../train/rng.js';
+import type { Rng } from '../util/rng.js';
 import type { LayerContext } from './context.js';
 
 /**

@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 import { layerContext } from '../layers/context.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { float32 } from '../onnx/tensor.js';

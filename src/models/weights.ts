@@ -1,10 +1,11 @@
-import { DataError } from '../errors.js';
+import { DataError } from '../util/errors.js';
+import { globMatcher } from '../util/glob.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { BuiltModel } from '../onnx/builder.js';
 import type { Model } from '../onnx/ir.js';
 import { writeModel } from '../onnx/serialize.js';
 import type { Tensor } from '../onnx/tensor.js';
-import { ParamStore } from '../train/params.js';
+import { ParamStore } from './params.js';
 import { buildBackbone } from './registry.js';
 import type { ModelDef } from './types.js';
 
@@ -34,20 +35,6 @@ export interface LoadWeightsReport {
   kept: string[];
   /** File keys not used: ignored, harmless, or (non-strict) unexpected. */
   skipped: string[];
-}
-
-/** A glob over dotted names as a RegExp: `*` matches anything, `?` one character. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob
-    .split('')
-    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${body}$`);
-}
-
-function matcher(globs: readonly string[]): (name: string) => boolean {
-  const res = globs.map(globToRegExp);
-  return (name) => res.some((r) => r.test(name));
 }
 
 /** Names and shapes of every parameter and buffer of a model, in graph order. */
@@ -129,8 +116,8 @@ export function assignWeights(
   source: string,
   opts: LoadWeightsOptions = {},
 ): LoadWeightsReport {
-  const ignored = matcher(opts.ignore ?? []);
-  const harmless = matcher(HARMLESS_KEYS);
+  const ignored = globMatcher(opts.ignore ?? []);
+  const harmless = globMatcher(HARMLESS_KEYS);
   const missing: string[] = [];
   const mismatched: string[] = [];
   const unexpected: string[] = [];

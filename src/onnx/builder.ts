@@ -1,5 +1,5 @@
-import { ModelError } from '../errors.js';
-import { Rng } from '../train/rng.js';
+import { ModelError } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
 import type { DType } from './dtype.js';
 import {
   type AttrValue,

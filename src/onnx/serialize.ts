@@ -7,7 +7,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import onnxProto from 'onnx-proto';
-import { ModelError, UsageError } from '../errors.js';
+import { ModelError, UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { allocArray, DTYPE_SIZE, dtypeFromCode, ONNX_DTYPE_CODE } from './dtype.js';
 import type { AttrValue, Dim, Graph, Model, Node, ValueInfo } from './ir.js';

@@ -1,4 +1,4 @@
-import { ModelError } from '../errors.js';
+import { ModelError } from '../util/errors.js';
 import type { DType } from './dtype.js';
 import { type Dim, type Graph, type Node, topoSort, type ValueInfo } from './ir.js';
 import { type Tensor, toNumbers } from './tensor.js';

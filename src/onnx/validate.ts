@@ -1,4 +1,4 @@
-import { ModelError } from '../errors.js';
+import { ModelError } from '../util/errors.js';
 import { type Graph, topoSort } from './ir.js';
 import { inferShapes } from './shapes.js';
 

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { FeedError, ModelError } from '../errors.js';
+import { FeedError, ModelError } from '../util/errors.js';
 import type { DType, TensorArray } from '../onnx/dtype.js';
 import { cloneGraph, type Dim, type Model, onnxOpset, type ValueInfo } from '../onnx/ir.js';
 import { encodeModel } from '../onnx/serialize.js';

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError } from '../errors.js';
+import { DataError } from '../util/errors.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { writeJsonAtomic } from '../util/atomic-write.js';
 import type { OptimizerState } from './optim.js';
-import type { ParamStore } from './params.js';
+import type { ParamStore } from '../models/params.js';
 
 /** File names inside a checkpoint folder. */
 export const CHECKPOINT_WEIGHTS = 'weights.safetensors';

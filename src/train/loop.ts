@@ -9,7 +9,7 @@ import {
   randomErasing,
   type Transform,
 } from '../data/transforms.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 import { dropoutFeeds } from '../layers/dropout.js';
 import { evaluateModel, type ModelEvaluation } from '../eval/evaluate.js';
 import { buildBackbone } from '../models/registry.js';
@@ -27,8 +27,8 @@ import {
   tripletBatchHard,
 } from './losses.js';
 import { AdamW, clipGradNorm, defaultDecayGroups, type Optimizer, SGD } from './optim.js';
-import { ParamStore } from './params.js';
-import { Rng } from './rng.js';
+import { ParamStore } from '../models/params.js';
+import { Rng } from '../util/rng.js';
 import { cosineWithWarmup } from './schedule.js';
 import { TrainStep } from './step.js';
 

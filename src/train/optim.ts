@@ -1,5 +1,6 @@
-import { ModelError, UsageError } from '../errors.js';
-import type { ParamGroup, ParamStore } from './params.js';
+import { ModelError, UsageError } from '../util/errors.js';
+import type { ParamStore } from '../models/params.js';
+import type { ParamGroup } from './params.js';
 
 // The groups live in params.ts (with the parameters); re-exported for existing imports.
 export { defaultDecayGroups, isNoDecay, type ParamGroup } from './params.js';

@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 
 /** A learning rate per optimiser step (0-based: `lr(0)` is the rate of the first update). */
 export type LrSchedule = (step: number) => number;

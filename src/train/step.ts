@@ -1,5 +1,5 @@
 import { buildGradientGraph, type GradientGraph } from '../autodiff/engine.js';
-import { FeedError } from '../errors.js';
+import { FeedError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session, type SessionOptions } from '../runtime/session.js';

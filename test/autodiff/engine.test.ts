@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildGradientGraph, gradName } from '../../src/autodiff/engine.js';
 import { differentiableOps, nonDifferentiableOps } from '../../src/autodiff/registry.js';
-import { GradientError, ModelError } from '../../src/errors.js';
+import { GradientError, ModelError } from '../../src/util/errors.js';
 import { GraphBuilder, type Value } from '../../src/onnx/builder.js';
 import type { Model } from '../../src/onnx/ir.js';
 import { knownShapeOps } from '../../src/onnx/shapes.js';

@@ -8,7 +8,7 @@ import type { DType } from '../../src/onnx/dtype.js';
 import { makeModel } from '../../src/onnx/ir.js';
 import { makeTensor, numel, type Tensor } from '../../src/onnx/tensor.js';
 import { Session } from '../../src/runtime/session.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 export interface GradCheckInput {
   dims: number[];

@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { buildBackbone, getPreset } from '../../src/models/registry.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { readModel, writeModel } from '../../src/onnx/serialize.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(repo, 'src', 'cli', 'index.ts');

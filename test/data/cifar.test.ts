@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { CIFAR_RECORD_BYTES, CIFAR10_CLASS_NAMES, loadCifar10 } from '../../src/data/cifar.js';
-import { DataError } from '../../src/errors.js';
+import { DataError } from '../../src/util/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cifar-test-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -7,7 +7,7 @@ import {
   type ImageDataset,
   subset,
 } from '../../src/data/dataset.js';
-import { DataError, UsageError } from '../../src/errors.js';
+import { DataError, UsageError } from '../../src/util/errors.js';
 
 /** n images of 1×1×2 where image i holds [i, i + 0.5]; label i % 3; camera i % 2. */
 function toy(n: number, name = 'toy'): ImageDataset {

@@ -10,7 +10,7 @@ import {
   loadFashionMnist,
 } from '../../src/data/fashion-mnist.js';
 import { writeIdx } from '../../src/data/idx.js';
-import { DataError } from '../../src/errors.js';
+import { DataError } from '../../src/util/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-test-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

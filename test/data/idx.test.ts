@@ -12,7 +12,7 @@ import {
   readIdx,
   writeIdx,
 } from '../../src/data/idx.js';
-import { DataError } from '../../src/errors.js';
+import { DataError } from '../../src/util/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'idx-test-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -13,7 +13,7 @@ import {
   loadImageFolder,
   mapPool,
 } from '../../src/data/image-folder.js';
-import { DataError, UsageError } from '../../src/errors.js';
+import { DataError, UsageError } from '../../src/util/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'image-folder-test-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

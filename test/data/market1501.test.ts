@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { loadMarket1501, parseMarketName } from '../../src/data/market1501.js';
-import { DataError, UsageError } from '../../src/errors.js';
+import { DataError, UsageError } from '../../src/util/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'market-test-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { epochBatches, pkBatches, queryGallerySplit } from '../../src/data/samplers.js';
-import { UsageError } from '../../src/errors.js';
-import { Rng } from '../../src/train/rng.js';
+import { UsageError } from '../../src/util/errors.js';
+import { Rng } from '../../src/util/rng.js';
 
 const flat = (bs: Int32Array[]) => bs.flatMap((b) => Array.from(b));
 

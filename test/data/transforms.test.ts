@@ -10,8 +10,8 @@ import {
   resize,
   resizeBilinear,
 } from '../../src/data/transforms.js';
-import { UsageError } from '../../src/errors.js';
-import { Rng } from '../../src/train/rng.js';
+import { UsageError } from '../../src/util/errors.js';
+import { Rng } from '../../src/util/rng.js';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6) => {
   assert.equal(a.length, b.length);

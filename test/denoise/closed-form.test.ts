@@ -8,8 +8,8 @@ import {
 } from '../../src/denoise/closed-form.js';
 import { matmul, symmetricEigen, transpose } from '../../src/denoise/linalg.js';
 import { coefficients, makeSchedule } from '../../src/denoise/schedule.js';
-import { DataError } from '../../src/errors.js';
-import { Rng } from '../../src/train/rng.js';
+import { DataError } from '../../src/util/errors.js';
+import { Rng } from '../../src/util/rng.js';
 
 const d = 5;
 const mu = [1, -2, 0.5, 3, 0];

@@ -10,7 +10,7 @@ import {
 import { fuseLinearInput } from '../../src/denoise/fuse-math.js';
 import { matmul, singularValues, symmetricEigen } from '../../src/denoise/linalg.js';
 import { coefficients, makeSchedule } from '../../src/denoise/schedule.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 describe('diagnostics-math', () => {
   const schedule = makeSchedule();

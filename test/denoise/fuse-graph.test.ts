@@ -9,7 +9,7 @@ import { buildBackbone, getPreset } from '../../src/models/registry.js';
 import { GraphBuilder, type Value } from '../../src/onnx/builder.js';
 import type { Model } from '../../src/onnx/ir.js';
 import { float32, type Tensor } from '../../src/onnx/tensor.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 /** Denoisers with large random weights so that fusion errors cannot hide below tolerance. */
 function strongDenoisers(model: Model, filter = 'all') {

@@ -9,8 +9,8 @@ import {
 } from '../../src/denoise/fuse-math.js';
 import { transpose } from '../../src/denoise/linalg.js';
 import { coefficients, makeSchedule } from '../../src/denoise/schedule.js';
-import { UsageError } from '../../src/errors.js';
-import { Rng } from '../../src/train/rng.js';
+import { UsageError } from '../../src/util/errors.js';
+import { Rng } from '../../src/util/rng.js';
 import { relErr } from './helpers.js';
 
 function rand(rng: Rng, n: number, std = 1): Float64Array {

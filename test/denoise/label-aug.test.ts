@@ -10,8 +10,8 @@ import { verifyFusion } from '../../src/denoise/verify.js';
 import { buildBackbone, getPreset } from '../../src/models/registry.js';
 import { float32 } from '../../src/onnx/tensor.js';
 import { evalModelWith } from '../../src/train/loop.js';
-import { ParamStore } from '../../src/train/params.js';
-import { Rng } from '../../src/train/rng.js';
+import { ParamStore } from '../../src/models/params.js';
+import { Rng } from '../../src/util/rng.js';
 
 function data(n: number): ImageDataset {
   const rng = new Rng(3);

@@ -15,7 +15,7 @@ import {
   symmetricEigenvalues,
   transpose,
 } from '../../src/denoise/linalg.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what = ''): void {
   assert.equal(a.length, b.length, `${what} length`);

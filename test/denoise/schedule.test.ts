@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { assignTimesteps, coefficients, makeSchedule } from '../../src/denoise/schedule.js';
-import { UsageError } from '../../src/errors.js';
+import { UsageError } from '../../src/util/errors.js';
 
 /** The cifar-10 ViT's Linear layers (timm-style names), in forward order. */
 function vitNames(depth: number): string[] {

@@ -8,7 +8,7 @@ import { countFlops } from '../../src/eval/flops.js';
 import { buildBackbone, getPreset } from '../../src/models/registry.js';
 import { float32 } from '../../src/onnx/tensor.js';
 import { Session } from '../../src/runtime/session.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 /** erf by Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7). */
 function erf(x: number): number {

@@ -21,7 +21,7 @@ import type { Model } from '../../src/onnx/ir.js';
 import { readModel, writeModel } from '../../src/onnx/serialize.js';
 import { float32 } from '../../src/onnx/tensor.js';
 import { Session } from '../../src/runtime/session.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 import { assertFusionVerified, relErr } from './helpers.js';
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'torch');

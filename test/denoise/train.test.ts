@@ -8,7 +8,7 @@ import { initDenoisers, planConversion } from '../../src/denoise/plan.js';
 import { trainLabelFree } from '../../src/denoise/train.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { float32 } from '../../src/onnx/tensor.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 /** n samples of a correlated Gaussian in `dim` dimensions with a non-zero mean. */
 function gaussianFeatures(n: number, dim: number, seed: number): ImageDataset {

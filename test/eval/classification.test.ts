@@ -8,7 +8,7 @@ import {
   predictions,
   topKAccuracy,
 } from '../../src/eval/classification.js';
-import { DataError } from '../../src/errors.js';
+import { DataError } from '../../src/util/errors.js';
 
 // 4 samples, 3 classes:
 //   s0 [2, 1, 0] label 0: class 0 scores highest            -> rank 0, predicted 0

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { distanceMatrix, evaluateRetrieval } from '../../src/eval/retrieval.js';
-import { DataError, UsageError } from '../../src/errors.js';
-import { Rng } from '../../src/train/rng.js';
+import { DataError, UsageError } from '../../src/util/errors.js';
+import { Rng } from '../../src/util/rng.js';
 
 const close = (a: number, b: number, tol = 1e-12) =>
   assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);

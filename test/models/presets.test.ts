@@ -6,8 +6,8 @@ import { buildBackbone, getPreset } from '../../src/models/registry.js';
 import { float32 } from '../../src/onnx/tensor.js';
 import { Session } from '../../src/runtime/session.js';
 import { crossEntropy, oneHot, TARGET_NAME } from '../../src/train/losses.js';
-import { ParamStore } from '../../src/train/params.js';
-import { Rng } from '../../src/train/rng.js';
+import { ParamStore } from '../../src/models/params.js';
+import { Rng } from '../../src/util/rng.js';
 import { TrainStep } from '../../src/train/step.js';
 
 for (const preset of ['vit-micro', 'resnet-micro']) {

@@ -4,13 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { DataError } from '../../src/errors.js';
+import { globMatch } from '../../src/util/glob.js';
+import { DataError } from '../../src/util/errors.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { getPreset } from '../../src/models/registry.js';
 import { INPUT_NAME, type ModelDef } from '../../src/models/types.js';
 import {
   exportOnnx,
-  globToRegExp,
   initialWeights,
   loadWeights,
   modelWithWeights,
@@ -19,8 +19,8 @@ import {
 import { readModel } from '../../src/onnx/serialize.js';
 import { float32, type Tensor } from '../../src/onnx/tensor.js';
 import { Session } from '../../src/runtime/session.js';
-import type { ParamStore } from '../../src/train/params.js';
-import { Rng } from '../../src/train/rng.js';
+import type { ParamStore } from '../../src/models/params.js';
+import { Rng } from '../../src/util/rng.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'denoiserep-weights-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,10 +67,10 @@ function randomTensors(shapes: Map<string, number[]>, seed: number): Map<string,
 
 describe('weights by name', () => {
   test('globs match dotted names', () => {
-    assert.ok(globToRegExp('head.*').test('head.weight'));
-    assert.ok(!globToRegExp('head.*').test('heads.weight'));
-    assert.ok(globToRegExp('*.num_batches_tracked').test('layer1.0.bn1.num_batches_tracked'));
-    assert.ok(!globToRegExp('blocks.?.mlp.*').test('blocks.10.mlp.fc1.weight'));
+    assert.ok(globMatch('head.*', 'head.weight'));
+    assert.ok(!globMatch('head.*', 'heads.weight'));
+    assert.ok(globMatch('*.num_batches_tracked', 'layer1.0.bn1.num_batches_tracked'));
+    assert.ok(!globMatch('blocks.?.mlp.*', 'blocks.10.mlp.fc1.weight'));
   });
 
   test('a timm vit_small_patch16_224 safetensors file loads, exports to ONNX and runs', async () => {

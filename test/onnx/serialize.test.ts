@@ -8,11 +8,11 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { ModelError, UsageError } from '../../src/errors.js';
+import { ModelError, UsageError } from '../../src/util/errors.js';
 import { emptyGraph, type Graph, type Model, makeModel } from '../../src/onnx/ir.js';
 import { decodeModel, encodeModel, readModel, writeModel } from '../../src/onnx/serialize.js';
 import { float32, makeTensor } from '../../src/onnx/tensor.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 const { onnx } = onnxProto;
 

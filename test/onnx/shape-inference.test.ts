@@ -3,7 +3,7 @@
 // sizes worked out by hand (and checked against what ONNX Runtime actually produces).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ModelError } from '../../src/errors.js';
+import { ModelError } from '../../src/util/errors.js';
 import { GraphBuilder, type Value } from '../../src/onnx/builder.js';
 import type { Dim } from '../../src/onnx/ir.js';
 import { inferShapes } from '../../src/onnx/shapes.js';

@@ -2,7 +2,7 @@
 // unknown ops and domains, and dtype mismatches found by shape inference.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ModelError } from '../../src/errors.js';
+import { ModelError } from '../../src/util/errors.js';
 import { emptyGraph, type Graph, makeModel, type Node } from '../../src/onnx/ir.js';
 import { decodeModel, encodeModel } from '../../src/onnx/serialize.js';
 import { inferShapes, knownShapeOps } from '../../src/onnx/shapes.js';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { FeedError, ModelError } from '../../src/errors.js';
+import { FeedError, ModelError } from '../../src/util/errors.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { emptyGraph, type Model, makeModel } from '../../src/onnx/ir.js';
 import { float32, int64, makeTensor, type Tensor } from '../../src/onnx/tensor.js';

@@ -4,14 +4,14 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { DataError } from '../../src/errors.js';
+import { DataError } from '../../src/util/errors.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import {
   type CheckpointState,
   loadCheckpoint,
   saveCheckpoint,
 } from '../../src/train/checkpoint.js';
-import { ParamStore } from '../../src/train/params.js';
+import { ParamStore } from '../../src/models/params.js';
 
 const root = mkdtempSync(join(tmpdir(), 'denoiserep-ckpt-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -7,8 +7,8 @@ import { GraphBuilder } from '../../src/onnx/builder.js';
 import { float32 } from '../../src/onnx/tensor.js';
 import { crossEntropy, oneHot } from '../../src/train/losses.js';
 import { AdamW, defaultDecayGroups } from '../../src/train/optim.js';
-import { ParamStore } from '../../src/train/params.js';
-import { Rng } from '../../src/train/rng.js';
+import { ParamStore } from '../../src/models/params.js';
+import { Rng } from '../../src/util/rng.js';
 import { TrainStep } from '../../src/train/step.js';
 
 const CLASSES = 3;

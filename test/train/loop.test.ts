@@ -15,7 +15,7 @@ import type { ModelDef } from '../../src/models/types.js';
 import type { Value } from '../../src/onnx/builder.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { type SupervisedConfig, trainSupervised } from '../../src/train/loop.js';
-import { Rng } from '../../src/train/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 /**
  * A tiny MLP on 8x8 images with one dropout mask fed as a graph input (`mask::drop`,

@@ -3,9 +3,10 @@
 // same inputs, run by hand once; the tests themselves never call Python.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ModelError, UsageError } from '../../src/errors.js';
+import { ModelError, UsageError } from '../../src/util/errors.js';
 import { AdamW, clipGradNorm, type OptimizerState, SGD } from '../../src/train/optim.js';
-import { defaultDecayGroups, type ParamGroup, ParamStore } from '../../src/train/params.js';
+import { ParamStore } from '../../src/models/params.js';
+import { defaultDecayGroups, type ParamGroup } from '../../src/train/params.js';
 
 const w0 = [0.5, -1.0, 2.0];
 /** The gradient of step k (0-based), rounded to float32 as the optimiser will see it. */

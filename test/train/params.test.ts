@@ -1,8 +1,9 @@
 // ParamStore (order, copies, errors naming close names) and the no-decay grouping rule.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ModelError, UsageError } from '../../src/errors.js';
-import { defaultDecayGroups, isNoDecay, ParamStore } from '../../src/train/params.js';
+import { ModelError, UsageError } from '../../src/util/errors.js';
+import { ParamStore } from '../../src/models/params.js';
+import { defaultDecayGroups, isNoDecay } from '../../src/train/params.js';
 
 function sample(): ParamStore {
   const s = new ParamStore();

@@ -1,7 +1,7 @@
 // Learning-rate schedules at hand-computed points.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { UsageError } from '../../src/errors.js';
+import { UsageError } from '../../src/util/errors.js';
 import { constantLr, cosineWithWarmup } from '../../src/train/schedule.js';
 
 const close = (a: number, b: number) => assert.ok(Math.abs(a - b) <= 1e-12, `${a} vs ${b}`);

@@ -1,4 +1,4 @@
-import { GradientError } from '../../errors.js';
+import { GradientError } from '../../util/errors.js';
 import type { GraphBuilder, Value } from '../../onnx/builder.js';
 import { ONNX_DTYPE_CODE } from '../../onnx/dtype.js';
 import { type Tensor, toNumbers } from '../../onnx/tensor.js';

@@ -1,4 +1,4 @@
-import { GradientError } from '../../errors.js';
+import { GradientError } from '../../util/errors.js';
 import type { GraphBuilder, Value } from '../../onnx/builder.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import type { GradContext, GradRule } from '../types.js';

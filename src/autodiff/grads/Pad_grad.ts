@@ -1,4 +1,4 @@
-import { GradientError } from '../../errors.js';
+import { GradientError } from '../../util/errors.js';
 import type { Value } from '../../onnx/builder.js';
 import type { GradRule } from '../types.js';
 

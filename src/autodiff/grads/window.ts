@@ -1,7 +1,7 @@
 // Shared geometry of sliding-window ops (Conv, MaxPool, AveragePool) for their gradient
 // rules: resolved attributes, static shapes, and the ConvTranspose settings that map an
 // output-sized gradient back onto the input exactly.
-import { GradientError } from '../../errors.js';
+import { GradientError } from '../../util/errors.js';
 import type { Value } from '../../onnx/builder.js';
 import type { Dim, Node } from '../../onnx/ir.js';
 

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { GraphBuilder } from '../../../src/onnx/builder.js';
 import { makeTensor } from '../../../src/onnx/tensor.js';
 import { Session } from '../../../src/runtime/session.js';
-import { Rng } from '../../../src/train/rng.js';
+import { Rng } from '../../../src/util/rng.js';
 import { checkGradients, positive } from '../grad-check.js';
 
 const bn = (training: number, momentum = 0.9, epsilon = 1e-5) => ({

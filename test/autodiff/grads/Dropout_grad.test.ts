@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildGradientGraph } from '../../../src/autodiff/engine.js';
-import { GradientError } from '../../../src/errors.js';
+import { GradientError } from '../../../src/util/errors.js';
 import { GraphBuilder, type Value } from '../../../src/onnx/builder.js';
 import { makeTensor } from '../../../src/onnx/tensor.js';
 import { checkGradients } from '../grad-check.js';

@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildGradientGraph } from '../../../src/autodiff/engine.js';
-import { GradientError } from '../../../src/errors.js';
+import { GradientError } from '../../../src/util/errors.js';
 import { GraphBuilder } from '../../../src/onnx/builder.js';
 import { makeTensor } from '../../../src/onnx/tensor.js';
-import { Rng } from '../../../src/train/rng.js';
+import { Rng } from '../../../src/util/rng.js';
 import { checkGradients } from '../grad-check.js';
 import { gradientsFor } from './window-reference.js';
 

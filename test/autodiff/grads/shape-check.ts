@@ -7,7 +7,7 @@ import type { DType } from '../../../src/onnx/dtype.js';
 import type { Dim } from '../../../src/onnx/ir.js';
 import { makeTensor, numel, type Tensor } from '../../../src/onnx/tensor.js';
 import { Session } from '../../../src/runtime/session.js';
-import { Rng } from '../../../src/train/rng.js';
+import { Rng } from '../../../src/util/rng.js';
 
 export interface DynInput {
   /** Shape declared in the graph (symbolic dims allowed). */

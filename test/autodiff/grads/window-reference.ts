@@ -6,7 +6,7 @@ import { GraphBuilder, type Value } from '../../../src/onnx/builder.js';
 import type { DType } from '../../../src/onnx/dtype.js';
 import { makeTensor, type Tensor } from '../../../src/onnx/tensor.js';
 import { Session } from '../../../src/runtime/session.js';
-import { Rng } from '../../../src/train/rng.js';
+import { Rng } from '../../../src/util/rng.js';
 
 /** Random float inputs (N(0,1), or `values`), keyed by name. */
 export function randomFeeds(
