@@ -1,20 +1,71 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 
 let counter = 0;
 
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Whether a process with this id runs now (one we may not signal still runs). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporary files that an earlier, killed writer of `path` left behind: names of
+ * this module's pattern (`.NAME.PID.THREAD.N.tmp`) whose process no longer runs. A live
+ * writer's file is left alone, so two processes writing one target never break each other.
+ * @param path - the target about to be written
+ * @returns the names removed
+ */
+export function removeStaleTemps(path: string): string[] {
+  const dir = dirname(path);
+  const pattern = new RegExp(`^\\.${escapeRegExp(basename(path))}\\.(\\d+)\\.\\d+\\.\\d+\\.tmp$`);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return []; // the write itself reports a missing folder
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = pattern.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    rmSync(join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
 /**
  * Writes a file so that readers see either the old contents or the new, never a partial
  * file: the data goes to a temporary file in the same folder (so that the rename stays
  * on one file system), is flushed to disk, then renamed over the target. On failure the
- * temporary file is removed, the target is untouched and the error is rethrown.
+ * temporary file is removed, the target is untouched and the error is rethrown. Temporary
+ * files of the same target left by a writer that was killed are removed first
+ * ({@link removeStaleTemps}).
  * @param path - target file; its folder must exist
  * @param data - contents (a string is written as UTF-8)
  * @example
  * writeFileAtomic('runs/a/table.md', '| a | b |\n');
  */
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  removeStaleTemps(path);
   // pid + thread + counter: unique among every writer that could share this folder now.
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${threadId}.${counter++}.tmp`);
   let fd: number | undefined;

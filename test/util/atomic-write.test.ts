@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { writeFileAtomic, writeJsonAtomic } from '../../src/util/atomic-write.js';
 
@@ -53,6 +54,22 @@ describe('writeFileAtomic', () => {
     for (let i = 0; i < 20; i++) writeFileAtomic(file, String(i));
     assert.equal(fs.readFileSync(file, 'utf8'), '19');
     assert.deepEqual(fs.readdirSync(dir), ['n.txt']);
+  });
+
+  test("a killed writer's temporary files are removed at the next write; a live writer's stay", () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'stale-'));
+    // The id of a process that has exited: its temporary files can never be renamed.
+    const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], {
+      encoding: 'utf8',
+    });
+    const pid = Number(dead.stdout.trim());
+    const stale = [`.m.onnx.${pid}.0.3.tmp`, `.m.onnx.${pid}.0.4.tmp`];
+    const live = `.m.onnx.${process.pid}.0.999999.tmp`;
+    const other = [`.n.onnx.${pid}.0.1.tmp`, `m.onnx.${pid}.0.1.tmp`, `.m.onnx.${pid}.tmp`];
+    for (const f of [...stale, live, ...other]) fs.writeFileSync(path.join(dir, f), 'partial');
+    writeFileAtomic(path.join(dir, 'm.onnx'), 'model');
+    // Only the stale files of this target, in this module's exact pattern, are gone.
+    assert.deepEqual(fs.readdirSync(dir).sort(), [live, ...other, 'm.onnx'].sort());
   });
 });
 
