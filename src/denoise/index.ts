@@ -6,6 +6,7 @@ export * from './fit.js';
 export * from './fuse.js';
 export * from './fuse-math.js';
 export * from './graph.js';
+export * from './pipeline.js';
 export * from './plan.js';
 export * from './schedule.js';
 export * from './select.js';

@@ -2,33 +2,30 @@ import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { feedBatches, gatherBatch, type ImageDataset, subset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
-import { writeDenoisers } from '../denoise/denoiser-file.js';
+import { type DiagnosticsSummary, summarizeDiagnostics } from '../denoise/diagnostics.js';
 import {
-  diagnoseFusion,
-  type DiagnosticsSummary,
-  spectraSvg,
-  summarizeDiagnostics,
-  svgToPng,
-} from '../denoise/diagnostics.js';
-import { collectMoments, fitClosedForm } from '../denoise/fit.js';
-import { fuseModel } from '../denoise/fuse.js';
-import { initDenoisers, planConversion, zeroDenoisers } from '../denoise/plan.js';
+  checkFusion,
+  fitAndFuse,
+  type FusedDenoisers,
+  type PipelineCommon,
+  writePipelineFiles,
+} from '../denoise/pipeline.js';
+import { planConversion } from '../denoise/plan.js';
 import { attachTilde, trainTilde } from '../denoise/tilde.js';
-import { measureDenoisingLoss, trainLabelAugmented, trainLabelFree } from '../denoise/train.js';
-import { verifyFusion, type VerifyReport } from '../denoise/verify.js';
+import type { VerifyReport } from '../denoise/verify.js';
 import { evaluateModel, modelCost } from '../eval/evaluate.js';
 import { compareLatency, latencyRunsFor } from '../eval/latency.js';
+import { ParamStore } from '../models/params.js';
 import { getPreset } from '../models/registry.js';
 import { FEATURE_NAME, INPUT_NAME, type ModelDef } from '../models/types.js';
 import type { Model } from '../onnx/ir.js';
 import { writeModel } from '../onnx/serialize.js';
-import { float32 } from '../onnx/tensor.js';
+import { float32, type Tensor } from '../onnx/tensor.js';
 import { SessionCache } from '../runtime/session-cache.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { evalModelWith, type SupervisedConfig, trainSupervised } from '../train/loop.js';
-import { ParamStore } from '../models/params.js';
-import { Rng } from '../util/rng.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
+import { Rng } from '../util/rng.js';
 import { ARMS, type ArmResult, markdownTable, summarizeArms, type SummaryTable } from './table.js';
 
 /** Settings of one demo run; `quick` shrinks every stage. */
@@ -170,24 +167,43 @@ async function features(
   return { feats: feats!, dim };
 }
 
-/**
- * The project's main experiment on the committed Fashion-MNIST subset: a ViT-tiny
- * baseline (trained, or reused from `runs/`), then for each seed five arms measured the
- * same way — the baseline, a control fine-tuned for the same extra epochs without
- * denoisers, DenoiseRep~ (feature-level denoiser, extra inference cost), label-free and
- * label-augmented DenoiseRep (fused: same graph) — plus fusion verification. Writes
- * `runs/<timestamp>/` (table.md, results.json, log.jsonl, fused models, denoisers).
- */
-export async function runDemo(opts: {
+/** Options of {@link runDemo}. */
+export interface DemoOptions {
   quick?: boolean;
   seeds?: number[];
   threads?: number;
+  /** Runs folder (default `runs`): the run goes to `<root>/<timestamp>/`, baselines to `<root>/baselines/`. */
   root?: string;
   settings?: Partial<DemoSettings>;
   onProgress?: (stage: string) => void;
-}): Promise<DemoResult> {
+}
+
+/** What every stage of a demo run shares. */
+interface DemoContext {
+  s: DemoSettings;
+  seeds: number[];
+  root: string;
+  dir: string;
+  def: ModelDef;
+  train: ImageDataset;
+  test: ImageDataset;
+  threads?: number;
+  /** One compiled session per evaluated model. */
+  sessions: SessionCache;
+  /** The first 64 test images: the verification inputs. */
+  testBatch: Record<string, Tensor>;
+  log: (r: Record<string, unknown>) => void;
+  stage: (name: string) => void;
+}
+
+/** What the seeds add up to. */
+type DemoRecords = Pick<DemoResult, 'runs' | 'verify' | 'diagnostics' | 'tildeOverhead'>;
+
+/** The fused arms of one seed, in table order. */
+type FusedArms = Record<'label-free' | 'label-free-cf' | 'label-aug', FusedDenoisers>;
+
+async function demoContext(opts: DemoOptions): Promise<DemoContext> {
   const s = { ...demoSettings(opts.quick ?? false), ...opts.settings };
-  const seeds = opts.seeds ?? [0];
   const root = opts.root ?? 'runs';
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = join(root, stamp);
@@ -208,233 +224,296 @@ export async function runDemo(opts: {
           new Rng(0).fork('demo-subset').permutation(fullTrain.size).slice(0, s.trainImages).sort(),
         )
       : fullTrain;
-  const threads = opts.threads;
-  const runs: Record<string, ArmResult>[] = [];
-  const verify: DemoResult['verify'] = [];
-  const diagnostics: DemoResult['diagnostics'] = [];
-  const tildeOverhead: number[] = [];
-  const shape = def.inputShape;
   const testBatch = {
     [INPUT_NAME]: float32(
-      [64, ...shape],
+      [64, ...def.inputShape],
       gatherBatch(
         test,
         Int32Array.from({ length: 64 }, (_, i) => i),
       ).x,
     ),
   };
-  // Each arm's model is evaluated, and the baseline's features taken: one compiled
-  // session per model.
-  const sessions = new SessionCache(8);
-  const measure = async (model: Model): Promise<ArmResult> => {
-    const e = await evaluateModel(model, test, { threads, sessions });
-    const cost = modelCost(model);
-    return {
-      acc1: e.acc1,
-      mAP: e.mAP,
-      rank1: e.rank1,
-      msPerImage: 0,
-      params: cost.params,
-      flops: cost.flops,
-    };
+  return {
+    s,
+    seeds: opts.seeds ?? [0],
+    root,
+    dir,
+    def,
+    train,
+    test,
+    threads: opts.threads,
+    sessions: new SessionCache(8),
+    testBatch,
+    log,
+    stage,
   };
+}
 
-  for (const seed of seeds) {
-    stage(`seed ${seed}: baseline`);
-    const base = await baseline(def, train, s, seed, root, threads, log);
-    const baseModel = evalModelWith(def, base);
-    const arms: Record<string, ArmResult> = {};
-    arms.baseline = await measure(baseModel);
-    log({ kind: 'arm', seed, arm: 'baseline', ...arms.baseline });
+/** Accuracy and retrieval metrics of one arm's model, recorded and logged. */
+async function measureArm(
+  ctx: DemoContext,
+  arms: Record<string, ArmResult>,
+  seed: number,
+  arm: string,
+  model: Model,
+): Promise<void> {
+  const e = await evaluateModel(model, ctx.test, { threads: ctx.threads, sessions: ctx.sessions });
+  const cost = modelCost(model);
+  arms[arm] = {
+    acc1: e.acc1,
+    mAP: e.mAP,
+    rank1: e.rank1,
+    msPerImage: 0,
+    params: cost.params,
+    flops: cost.flops,
+  };
+  ctx.log({ kind: 'arm', seed, arm, ...arms[arm] });
+}
 
-    stage(`seed ${seed}: control (${s.extraEpochs} extra epochs, no denoisers)`);
-    const ctl = await trainSupervised({
-      def,
-      train,
-      init: base,
-      config: {
-        ...pretrainConfig(s, seed + 1000, threads),
-        epochs: s.extraEpochs,
-        lr: s.finetuneLr,
-        warmupEpochs: 0,
-      },
-      log: (r) => r.kind === 'epoch' && log({ stage: 'control', seed, ...r }),
-    });
-    arms.control = await measure(ctl.model);
-    log({ kind: 'arm', seed, arm: 'control', ...arms.control });
+/** The control: the same extra epochs without denoisers. */
+async function controlArm(ctx: DemoContext, seed: number, base: ParamStore): Promise<Model> {
+  const { s, def, train, threads } = ctx;
+  ctx.stage(`seed ${seed}: control (${s.extraEpochs} extra epochs, no denoisers)`);
+  const ctl = await trainSupervised({
+    def,
+    train,
+    init: base,
+    config: {
+      ...pretrainConfig(s, seed + 1000, threads),
+      epochs: s.extraEpochs,
+      lr: s.finetuneLr,
+      warmupEpochs: 0,
+    },
+    log: (r) => r.kind === 'epoch' && ctx.log({ stage: 'control', seed, ...r }),
+  });
+  return ctl.model;
+}
 
-    stage(`seed ${seed}: DenoiseRep~`);
-    const { feats, dim } = await features(baseModel, train, sessions, threads);
-    const tcfg = { steps: s.tildeSteps };
-    const tilde = await trainTilde({
-      features: feats,
-      dim,
-      config: tcfg,
-      epochs: 10,
-      batchSize: 256,
-      lr: 1e-3,
-      seed,
-      threads,
-    });
-    const tildeModel = attachTilde(baseModel, tilde.values, dim, tcfg);
-    if (seed === seeds[0]) writeModel(join(dir, 'denoiserep-tilde.onnx'), tildeModel);
-    arms['denoiserep~'] = await measure(tildeModel);
-    log({ kind: 'arm', seed, arm: 'denoiserep~', ...arms['denoiserep~'] });
+/** DenoiseRep~: a feature-level denoiser after the backbone, run for a few reverse steps. */
+async function tildeArm(ctx: DemoContext, seed: number, baseModel: Model): Promise<Model> {
+  ctx.stage(`seed ${seed}: DenoiseRep~`);
+  const { feats, dim } = await features(baseModel, ctx.train, ctx.sessions, ctx.threads);
+  const tcfg = { steps: ctx.s.tildeSteps };
+  const tilde = await trainTilde({
+    features: feats,
+    dim,
+    config: tcfg,
+    epochs: 10,
+    batchSize: 256,
+    lr: 1e-3,
+    seed,
+    threads: ctx.threads,
+  });
+  const tildeModel = attachTilde(baseModel, tilde.values, dim, tcfg);
+  if (seed === ctx.seeds[0]) writeModel(join(ctx.dir, 'denoiserep-tilde.onnx'), tildeModel);
+  return tildeModel;
+}
 
-    stage(`seed ${seed}: label-free DenoiseRep`);
-    const plan = planConversion(baseModel.graph, { filter: s.layers, source: def.name });
-    const lf = await trainLabelFree({
-      model: baseModel,
-      plan,
-      init: initDenoisers(plan, seed),
-      data: train,
-      config: { epochs: s.extraEpochs, batchSize: s.batchSize, lr: s.denoiserLr, seed, threads },
-      log: (r) => r.kind === 'epoch' && log({ stage: 'label-free', seed, ...r }),
-    });
-    const lfModel = fuseModel(baseModel, plan, lf.values);
-    arms['label-free'] = await measure(lfModel);
-    log({ kind: 'arm', seed, arm: 'label-free', ...arms['label-free'] });
+/**
+ * The fused arms through the pipeline's first half: label-free (trained), label-free in
+ * closed form (beyond the paper: the MSE-optimal denoisers from one pass of input moments)
+ * and label-augmented; each measured as soon as it is fused.
+ */
+async function fusedArms(
+  ctx: DemoContext,
+  arms: Record<string, ArmResult>,
+  seed: number,
+  base: ParamStore,
+  baseModel: Model,
+): Promise<FusedArms> {
+  const { s, def, train } = ctx;
+  const common: PipelineCommon = { seed, threads: ctx.threads };
+  const images = { data: train, inputName: INPUT_NAME, batchSize: s.batchSize };
+  const logAs = (stage: string) => (r: Record<string, unknown>) =>
+    r.kind === 'epoch' && ctx.log({ stage, seed, ...r });
 
-    // Beyond the paper: the MSE-optimal label-free denoisers in closed form (one pass of
-    // input moments over the same training images), fused the same way.
-    stage(`seed ${seed}: label-free DenoiseRep, closed form`);
-    const stats = await collectMoments(baseModel, plan, feedBatches(train, INPUT_NAME, 256), {
-      session: { threads },
-    });
-    const cf = fitClosedForm(plan, stats);
-    const cfModel = fuseModel(baseModel, plan, cf.values);
-    arms['label-free-cf'] = await measure(cfModel);
-    log({ kind: 'arm', seed, arm: 'label-free-cf', ...arms['label-free-cf'] });
+  ctx.stage(`seed ${seed}: label-free DenoiseRep`);
+  const plan = planConversion(baseModel.graph, { filter: s.layers, source: def.name });
+  const lf = await fitAndFuse(
+    baseModel,
+    plan,
+    { kind: 'sgd', images, epochs: s.extraEpochs, lr: s.denoiserLr, log: logAs('label-free') },
+    common,
+  );
+  await measureArm(ctx, arms, seed, 'label-free', lf.fused);
 
-    stage(`seed ${seed}: label-augmented DenoiseRep`);
-    const la = await trainLabelAugmented({
+  ctx.stage(`seed ${seed}: label-free DenoiseRep, closed form`);
+  const cfImages = { ...images, batchSize: 256 };
+  const cf = await fitAndFuse(baseModel, plan, { kind: 'closed-form', images: cfImages }, common);
+  await measureArm(ctx, arms, seed, 'label-free-cf', cf.fused);
+
+  ctx.stage(`seed ${seed}: label-augmented DenoiseRep`);
+  const config = {
+    epochs: s.extraEpochs,
+    phaseEpochs: 1,
+    denoiseWeight: s.denoiseWeight,
+    batchSize: s.batchSize,
+    lr: s.denoiserLr,
+    backboneLr: s.finetuneLr,
+    weightDecay: 0.05,
+    labelSmoothing: 0.1,
+  };
+  const la = await fitAndFuse(
+    baseModel,
+    plan,
+    {
+      kind: 'label-aug',
       def,
       backbone: base.clone(),
-      plan,
-      init: initDenoisers(plan, seed),
       data: train,
       filter: s.layers,
-      config: {
-        epochs: s.extraEpochs,
-        phaseEpochs: 1,
-        denoiseWeight: s.denoiseWeight,
-        batchSize: s.batchSize,
-        lr: s.denoiserLr,
-        backboneLr: s.finetuneLr,
-        weightDecay: 0.05,
-        labelSmoothing: 0.1,
-        seed,
-        threads,
-      },
-      log: (r) => r.kind === 'epoch' && log({ stage: 'label-aug', seed, ...r }),
-    });
-    const laBase = evalModelWith(def, la.backbone);
-    const laModel = fuseModel(laBase, plan, la.values);
-    arms['label-aug'] = await measure(laModel);
-    log({ kind: 'arm', seed, arm: 'label-aug', ...arms['label-aug'] });
+      config,
+      log: logAs('label-aug'),
+    },
+    common,
+  );
+  await measureArm(ctx, arms, seed, 'label-aug', la.fused);
+  return { 'label-free': lf, 'label-free-cf': cf, 'label-aug': la };
+}
 
-    stage(`seed ${seed}: verify fusion`);
-    const rng = new Rng(seed).fork('latency');
-    const lfInit = initDenoisers(plan, seed);
-    const lossSample = subset(
-      train,
-      Int32Array.from({ length: Math.min(512, train.size) }, (_, i) => i),
+/**
+ * The pipeline's second half for each fused arm: verification against the unfused model,
+ * then what fusion did to each layer (spectrum of c3 I − c1 Wd, weight change, and the
+ * denoising loss of the starting and the fitted denoisers on the same noise draws); the
+ * first seed's models, denoisers, diagnostics and spectra are written.
+ */
+async function checkArms(
+  ctx: DemoContext,
+  seed: number,
+  fused: FusedArms,
+  out: DemoRecords,
+): Promise<void> {
+  const { s, dir } = ctx;
+  const shape = ctx.def.inputShape;
+  const rng = new Rng(seed).fork('latency');
+  const makeInputs = (n: number) => ({
+    [INPUT_NAME]: float32(
+      [n, ...shape],
+      rng.fillUniform(new Float32Array(n * shape[0] * shape[1] * shape[2]), 0, 1),
+    ),
+  });
+  for (const [arm, r] of Object.entries(fused)) {
+    const checked = await checkFusion(
+      r,
+      {
+        verify: { inputs: ctx.testBatch, latencyRuns: s.latencyRuns, makeInputs },
+        losses: { data: ctx.train, batchSize: 128 },
+      },
+      { seed, threads: ctx.threads },
     );
-    for (const [arm, original, fused, values, start] of [
-      ['label-free', baseModel, lfModel, lf.values, lfInit],
-      ['label-free-cf', baseModel, cfModel, cf.values, zeroDenoisers(cf.values)],
-      ['label-aug', laBase, laModel, la.values, lfInit],
-    ] as const) {
-      const rep = await verifyFusion({
-        original,
-        fused,
-        plan,
-        denoisers: values,
-        inputs: testBatch,
-        threads,
-        latencyRuns: s.latencyRuns,
-        makeInputs: (n) => ({
-          [INPUT_NAME]: float32(
-            [n, ...shape],
-            rng.fillUniform(new Float32Array(n * shape[0] * shape[1] * shape[2]), 0, 1),
-          ),
-        }),
-      });
-      const { layers, outputs, ...rest } = rep;
-      verify.push({
-        seed,
-        arm,
-        report: {
-          ...rest,
-          maxRelError: Math.max(...layers.map((l) => l.maxRel), ...outputs.map((o) => o.maxRel)),
-        },
-      });
-      log({ kind: 'verify', seed, arm, ok: rep.ok, latency: rep.latency, failures: rep.failures });
-      // What fusion did to each layer: spectrum of c3 I − c1 Wd, weight change, and the
-      // denoising loss of the starting and the trained denoisers on the same noise draws.
-      const lossOpts = { model: original, plan, data: lossSample, batchSize: 128, seed, threads };
-      const layersReport = diagnoseFusion({
-        plan,
-        original,
-        fused,
-        denoisers: values,
-        lossBefore: await measureDenoisingLoss({ ...lossOpts, values: start }),
-        lossAfter: await measureDenoisingLoss({ ...lossOpts, values }),
-      });
-      diagnostics.push({ seed, arm, ...summarizeDiagnostics(layersReport) });
-      if (seed === seeds[0]) {
-        writeModel(join(dir, `${arm}.onnx`), fused);
-        writeJsonAtomic(join(dir, `${arm}-diagnostics.json`), { arm, layers: layersReport });
-        const svg = spectraSvg(layersReport, `${arm}: spectrum of c3·I − c1·Wd per layer`);
-        writeFileAtomic(join(dir, `${arm}-spectra.svg`), svg);
-        writeFileAtomic(join(dir, `${arm}-spectra.png`), await svgToPng(svg));
-        writeDenoisers(join(dir, `${arm}-denoisers.safetensors`), plan, s.layers, values, {
-          model: def.name,
-          arm,
-        });
-      }
-    }
-    if (seed === seeds[0]) {
-      writeModel(join(dir, 'baseline.onnx'), baseModel);
-      // label-aug's unfused backbone: `denoiserep verify` checks label-aug.onnx against it.
-      writeModel(join(dir, 'label-aug-backbone.onnx'), laBase);
-    }
-    // Latency of every arm, batch 1, interleaved so that load drift hits all alike.
-    stage(`seed ${seed}: latency`);
-    const one = {
-      [INPUT_NAME]: float32(
-        [1, ...shape],
-        (testBatch[INPUT_NAME]!.data as Float32Array).slice(0, shape[0] * shape[1] * shape[2]),
-      ),
-    };
-    const order = ARMS;
-    const timed = [baseModel, ctl.model, tildeModel, lfModel, cfModel, laModel];
-    const { ms } = await compareLatency(timed, one, {
-      runs: latencyRunsFor(1, s.latencyRuns),
-      threads,
+    const rep = checked.verification!;
+    const { layers, outputs, ...rest } = rep;
+    const maxRelError = Math.max(...layers.map((l) => l.maxRel), ...outputs.map((o) => o.maxRel));
+    out.verify.push({ seed, arm, report: { ...rest, maxRelError } });
+    ctx.log({
+      kind: 'verify',
+      seed,
+      arm,
+      ok: rep.ok,
+      latency: rep.latency,
+      failures: rep.failures,
     });
-    order.forEach((arm, i) => {
-      arms[arm]!.msPerImage = ms[i]!;
+    out.diagnostics.push({ seed, arm, ...summarizeDiagnostics(checked.layers) });
+    if (seed !== ctx.seeds[0]) continue;
+    await writePipelineFiles(r, checked, {
+      model: join(dir, `${arm}.onnx`),
+      diagnostics: {
+        json: join(dir, `${arm}-diagnostics.json`),
+        svg: join(dir, `${arm}-spectra.svg`),
+        png: join(dir, `${arm}-spectra.png`),
+        title: `${arm}: spectrum of c3·I − c1·Wd per layer`,
+        content: (_r, c) => ({ arm, layers: c.layers }),
+      },
+      denoisers: {
+        path: join(dir, `${arm}-denoisers.safetensors`),
+        filter: s.layers,
+        meta: { model: ctx.def.name, arm },
+      },
     });
-    tildeOverhead.push(arms['denoiserep~']!.msPerImage / arms.baseline!.msPerImage);
-    log({ kind: 'latency', seed, ms: Object.fromEntries(order.map((a, i) => [a, ms[i]])) });
-    runs.push(arms);
-    await sessions.clear();
   }
-  const summary = summarizeArms(runs);
-  const markdown = markdownTable(summary, seeds.length);
+}
+
+/** Latency of every arm at batch 1, interleaved so that load drift hits all alike. */
+async function timeArms(
+  ctx: DemoContext,
+  arms: Record<string, ArmResult>,
+  seed: number,
+  models: Model[],
+): Promise<void> {
+  ctx.stage(`seed ${seed}: latency`);
+  const shape = ctx.def.inputShape;
+  const n = shape[0] * shape[1] * shape[2];
+  const one = {
+    [INPUT_NAME]: float32(
+      [1, ...shape],
+      (ctx.testBatch[INPUT_NAME]!.data as Float32Array).slice(0, n),
+    ),
+  };
+  const { ms } = await compareLatency(models, one, {
+    runs: latencyRunsFor(1, ctx.s.latencyRuns),
+    threads: ctx.threads,
+  });
+  ARMS.forEach((arm, i) => {
+    arms[arm]!.msPerImage = ms[i]!;
+  });
+  ctx.log({ kind: 'latency', seed, ms: Object.fromEntries(ARMS.map((a, i) => [a, ms[i]])) });
+}
+
+/** One seed: every arm trained or fitted, measured, the fused ones verified, all timed. */
+async function runSeed(ctx: DemoContext, seed: number, out: DemoRecords): Promise<void> {
+  const { def, train, s, root, threads, log } = ctx;
+  ctx.stage(`seed ${seed}: baseline`);
+  const base = await baseline(def, train, s, seed, root, threads, log);
+  const baseModel = evalModelWith(def, base);
+  const arms: Record<string, ArmResult> = {};
+  await measureArm(ctx, arms, seed, 'baseline', baseModel);
+  const control = await controlArm(ctx, seed, base);
+  await measureArm(ctx, arms, seed, 'control', control);
+  const tilde = await tildeArm(ctx, seed, baseModel);
+  await measureArm(ctx, arms, seed, 'denoiserep~', tilde);
+  const fused = await fusedArms(ctx, arms, seed, base, baseModel);
+
+  ctx.stage(`seed ${seed}: verify fusion`);
+  await checkArms(ctx, seed, fused, out);
+  if (seed === ctx.seeds[0]) {
+    writeModel(join(ctx.dir, 'baseline.onnx'), baseModel);
+    // label-aug's unfused backbone: `denoiserep verify` checks label-aug.onnx against it.
+    writeModel(join(ctx.dir, 'label-aug-backbone.onnx'), fused['label-aug'].original);
+  }
+  const models = [baseModel, control, tilde, ...Object.values(fused).map((f) => f.fused)];
+  await timeArms(ctx, arms, seed, models);
+  out.tildeOverhead.push(arms['denoiserep~']!.msPerImage / arms.baseline!.msPerImage);
+  out.runs.push(arms);
+  await ctx.sessions.clear();
+}
+
+/**
+ * The project's main experiment on the committed Fashion-MNIST subset: a ViT-tiny
+ * baseline (trained, or reused from `runs/`), then for each seed six arms measured the
+ * same way — the baseline, a control fine-tuned for the same extra epochs without
+ * denoisers, DenoiseRep~ (feature-level denoiser, extra inference cost), label-free
+ * DenoiseRep trained and in closed form, and label-augmented DenoiseRep (fused: same
+ * graph) — the fused arms through the one pipeline (`denoise/pipeline.ts`) and verified.
+ * Writes `runs/<timestamp>/` (table.md, results.json, log.jsonl, fused models, denoisers).
+ */
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const ctx = await demoContext(opts);
+  const out: DemoRecords = { runs: [], verify: [], diagnostics: [], tildeOverhead: [] };
+  for (const seed of ctx.seeds) await runSeed(ctx, seed, out);
+  const summary = summarizeArms(out.runs);
+  const markdown = markdownTable(summary, ctx.seeds.length);
   const result: DemoResult = {
-    dir,
-    settings: s,
-    seeds,
-    runs,
+    dir: ctx.dir,
+    settings: ctx.s,
+    seeds: ctx.seeds,
+    runs: out.runs,
     summary,
-    verify,
-    diagnostics,
-    tildeOverhead,
+    verify: out.verify,
+    diagnostics: out.diagnostics,
+    tildeOverhead: out.tildeOverhead,
     markdown,
   };
-  writeFileAtomic(join(dir, 'table.md'), `${markdown}\n`);
-  writeJsonAtomic(join(dir, 'results.json'), result);
+  writeFileAtomic(join(ctx.dir, 'table.md'), `${markdown}\n`);
+  writeJsonAtomic(join(ctx.dir, 'results.json'), result);
   return result;
 }
