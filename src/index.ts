@@ -13,6 +13,9 @@ export * from './models/index.js';
 export * from './models/weights.js';
 export * from './io/safetensors.js';
 export * from './denoise/index.js';
+// The one-call API: `fit`, `verify` and `inspect` do what the commands of the same names do.
+export * from './denoise/api/index.js';
+export { checkOutputPaths, type FlagPath } from './util/output-paths.js';
 export * from './data/index.js';
 export * from './eval/index.js';
 export * from './eval/evaluate.js';

@@ -6,7 +6,8 @@ import type { TimestepMode } from '../denoise/schedule.js';
 import { labelFreeGraph } from '../denoise/train.js';
 import { writeModel } from '../onnx/serialize.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
-import { loadModelArg } from './load-model.js';
+import { loadModelArg } from '../models/load.js';
+import { checkOutputPaths, modelInput } from './paths.js';
 
 /** `denoiserep convert`: attach initial denoisers to a model (and optionally export the training graph). */
 export function convertCommand(program: Command): void {
@@ -45,6 +46,9 @@ export function convertCommand(program: Command): void {
         seed: number;
       },
     ) => {
+      const outputs = [{ flag: '--out', path: o.out }];
+      if (o.graphOut !== undefined) outputs.push({ flag: '--graph-out', path: o.graphOut });
+      checkOutputPaths(modelInput(arg), outputs);
       const { model, source } = await loadModelArg(arg, o.seed);
       const plan = planConversion(model.graph, {
         filter: o.layers,

@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../util/errors.js';
 import { runDemo } from '../experiments/demo.js';
@@ -22,6 +23,8 @@ export function demoCommand(program: Command): void {
   ).action(
     async (o: { quick: boolean; seeds: number; out: string; json: boolean; threads: number }) => {
       if (o.seeds > 10) throw new UsageError('--seeds must be at most 10');
+      if (existsSync(o.out) && !statSync(o.out).isDirectory())
+        throw new UsageError(`--out ${o.out} is a file; give the runs folder`);
       const res = await runDemo({
         quick: o.quick,
         seeds: Array.from({ length: o.seeds }, (_, i) => i),

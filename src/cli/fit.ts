@@ -1,45 +1,14 @@
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { feedBatches, type ImageDataset, subset } from '../data/dataset.js';
-import { writeDenoisers } from '../denoise/denoiser-file.js';
-import { diagnoseFusion, spectraSvg, svgToPng } from '../denoise/diagnostics.js';
-import {
-  collectMoments,
-  fitClosedForm,
-  mergeMoments,
-  readMoments,
-  writeMoments,
-} from '../denoise/fit.js';
-import { fuseModel } from '../denoise/fuse.js';
-import {
-  type ConversionPlan,
-  initDenoisers,
-  planConversion,
-  zeroDenoisers,
-} from '../denoise/plan.js';
-import type { TimestepMode } from '../denoise/schedule.js';
-import { measureDenoisingLoss, type Preprocess, trainLabelFree } from '../denoise/train.js';
-import { verifyFusion } from '../denoise/verify.js';
-import { DataError, UsageError } from '../util/errors.js';
-import { writeModel } from '../onnx/serialize.js';
-import type { Tensor } from '../onnx/tensor.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
-import {
-  emit,
-  parseFloatArg,
-  parseIntArg,
-  parseListArg,
-  parseShard,
-  withCommon,
-} from './common.js';
-import { collect, type ImageInputOptions, imageInput, loadInputImages } from './inputs.js';
-import { loadModelArg } from './load-model.js';
-import { samePath } from './paths.js';
-import { startProgress } from './progress.js';
+import { fit, type FitOptions, type FitReport } from '../denoise/api/fit.js';
+import type { ProgressEvent } from '../denoise/pipeline.js';
+import { emit, parseFloatArg, parseIntArg, parseListArg, withCommon } from './common.js';
+import { collect } from './inputs.js';
+import { type Progress, startProgress } from './progress.js';
 
-interface FitOptions extends ImageInputOptions {
+/** The flags as commander parses them. */
+interface FitFlags {
   images?: string[];
+  data?: string;
   out?: string;
   size?: number[];
   channels?: number;
@@ -64,7 +33,71 @@ interface FitOptions extends ImageInputOptions {
   threads: number;
 }
 
-/** `denoiserep fit`: label-free DenoiseRep on any ONNX model and a folder of images. */
+/** A progress bar over the statistics pass (stderr, interactive terminals only). */
+function statisticsBar(quiet: boolean): { onProgress: (e: ProgressEvent) => void; stop(): void } {
+  let bar: Progress | undefined;
+  let stopped = false;
+  const stop = () => {
+    if (bar && !stopped) bar.stop();
+    stopped = true;
+  };
+  return {
+    onProgress(e) {
+      if (e.stage !== 'statistics' || stopped) return;
+      bar ??= startProgress('statistics', e.total, quiet);
+      bar.update(e.done);
+      if (e.done >= e.total) stop();
+    },
+    stop,
+  };
+}
+
+/** The flags as {@link fit}'s options. */
+function fitOptions(o: FitFlags, onProgress: (e: ProgressEvent) => void): FitOptions {
+  return {
+    images: o.images,
+    data: o.data,
+    out: o.out,
+    size: o.size,
+    channels: o.channels,
+    mean: o.mean,
+    std: o.std,
+    layers: o.layers,
+    timesteps: o.timesteps as FitOptions['timesteps'],
+    mode: o.mode as FitOptions['mode'],
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    ridge: o.ridge,
+    fromStats: o.fromStats?.split(','),
+    report: o.report,
+    denoisersOut: o.denoisersOut,
+    skipCorrupt: o.skipCorrupt,
+    tolerance: o.tolerance,
+    seed: o.seed,
+    threads: o.threads,
+    onProgress,
+    onWarning: (m) => process.stderr.write(`denoiserep: ${m}\n`),
+  };
+}
+
+/** The text `fit` prints for a fused model. */
+function fitText(r: FitReport): string {
+  return [
+    `fitted ${r.layers.length} layers of ${r.model} (${r.mode}${r.images !== undefined ? `, ${r.images} images` : ''}${r.skipped ? `, ${r.skipped} corrupt skipped` : ''})`,
+    ...r.layers.map(
+      (l) =>
+        `  t=${String(l.t).padStart(3)} ${l.layer.padEnd(28)} weight change ${l.relativeWeightChange.toExponential(2)}${l.summary ? `  σ ∈ [${l.summary.min.toFixed(5)}, ${l.summary.max.toFixed(5)}]` : ''}`,
+    ),
+    `wrote ${r.out}`,
+  ].join('\n');
+}
+
+/**
+ * `denoiserep fit`: label-free DenoiseRep on any ONNX model and a folder of images, a thin
+ * wrapper over {@link fit}. (Longer than 80 lines only because it declares the command's
+ * flags; the action itself parses, calls and prints.)
+ */
 export function fitCommand(program: Command): void {
   withCommon(
     program
@@ -132,195 +165,26 @@ export function fitCommand(program: Command): void {
         parseFloatArg('--tolerance'),
         1e-4,
       ),
-  ).action(async (arg: string, o: FitOptions) => {
-    const { model, source } = await loadModelArg(arg, o.seed);
-    if (o.mode !== 'closed-form' && o.mode !== 'sgd')
-      throw new UsageError(`--mode must be closed-form or sgd, got '${o.mode}'`);
-    const plan: ConversionPlan = planConversion(model.graph, {
-      filter: o.layers,
-      timesteps: o.timesteps as TimestepMode,
-      source,
-    });
-    const input = imageInput(model, source);
-    const shard = o.shard ? parseShard(o.shard) : undefined;
-    if (shard && !o.statsOut) throw new UsageError('--shard needs --stats-out <file>');
-    if (!shard && !o.out) throw new UsageError('--out <file> is required');
-    if (o.out && samePath(arg, o.out))
-      throw new UsageError(`--out ${o.out} is the input model; refusing to overwrite it`);
-    if (o.fromStats && o.mode !== 'closed-form')
-      throw new UsageError('--from-stats works with --mode closed-form only');
-
-    let data: ImageDataset | undefined;
-    let skipped = 0;
-    let prep: Preprocess | undefined;
-    if (!o.fromStats) {
-      if (!o.images && !o.data)
-        throw new UsageError('--images <dir> or --data <src> is required (or --from-stats)');
-      ({ data, skipped, prep } = await loadInputImages(model, source, o, 'train'));
-    }
-
-    let values: Map<string, Tensor>;
-    let fitReport: unknown;
-    if (o.mode === 'closed-form') {
-      let stats: Awaited<ReturnType<typeof collectMoments>>;
-      if (o.fromStats) {
-        const files = o.fromStats.split(',').map((s) => s.trim());
-        stats = mergeMoments(files.map((f) => ({ source: f, ...readMoments(f) })));
-        for (const p of plan.layers) {
-          if (!stats.has(p.layer.name))
-            throw new DataError(
-              `statistics files lack layer '${p.layer.name}' (same model and --layers?)`,
-            );
-        }
-      } else {
-        const bar = startProgress('statistics', data!.size, o.json);
-        let done = 0;
-        stats = await collectMoments(
-          model,
-          plan,
-          feedBatches(data!, input.name, o.batchSize, prep, shard),
-          {
-            session: { threads: o.threads, source },
-            onBatch: (n) => bar.update((done += n)),
-          },
-        );
-        bar.stop();
-      }
-      if (shard) {
-        writeMoments(o.statsOut!, plan, stats, { model: source, shard: o.shard });
+  ).action(async (arg: string, o: FitFlags) => {
+    const bar = statisticsBar(o.json);
+    const options = fitOptions(o, bar.onProgress);
+    try {
+      if (o.shard !== undefined) {
+        const r = await fit(arg, { ...options, shard: o.shard, statsOut: o.statsOut ?? '' });
+        const { statsOut, shard, images, skipped } = r;
         emit(
           o.json,
-          { statsOut: o.statsOut, shard: o.shard, images: [...stats.values()][0]?.count, skipped },
-          () => `wrote statistics of shard ${o.shard} to ${o.statsOut}`,
+          { statsOut, shard, images, skipped },
+          () => `wrote statistics of shard ${shard} to ${statsOut}`,
         );
         return;
       }
-      const fit = fitClosedForm(plan, stats, { ridge: o.ridge });
-      values = fit.values;
-      fitReport = fit.report;
-      for (const r of fit.report) {
-        const dim = plan.layers.find((p) => p.layer.name === r.layer)!.dim;
-        if (r.samples < 4 * dim) {
-          process.stderr.write(
-            `denoiserep: layer '${r.layer}': only ${r.samples} feature vectors for ${dim} dimensions; unseen directions will be shrunk (use more images)\n`,
-          );
-        }
-        if (r.regularised)
-          process.stderr.write(
-            `denoiserep: layer '${r.layer}': covariance is singular; regularised with diagonal jitter ${r.jitter.toExponential(2)}\n`,
-          );
-      }
-    } else {
-      const res = await trainLabelFree({
-        model,
-        plan,
-        init: initDenoisers(plan, o.seed),
-        data: data!,
-        preprocess: prep,
-        config: {
-          epochs: o.epochs,
-          batchSize: o.batchSize,
-          lr: o.lr,
-          seed: o.seed,
-          threads: o.threads,
-        },
-      });
-      values = res.values;
-      fitReport = res.history;
+      const r = await fit(arg, options);
+      const { model, out, mode, images, skipped, verification } = r;
+      const layers = r.layers.length;
+      emit(o.json, { model, out, mode, layers, images, skipped, verification }, () => fitText(r));
+    } finally {
+      bar.stop();
     }
-
-    const fused = fuseModel(model, plan, values);
-    let verification: unknown;
-    if (data) {
-      const first = feedBatches(data, input.name, Math.min(o.batchSize, data.size), prep).next()
-        .value!;
-      const v = await verifyFusion({
-        original: model,
-        fused,
-        plan,
-        denoisers: values,
-        inputs: first,
-        tolerance: o.tolerance,
-        threads: o.threads,
-        latencyBatches: [],
-      });
-      verification = {
-        ok: v.ok,
-        topologyIdentical: v.topology.identical,
-        maxRelOutput: Math.max(...v.outputs.map((e) => e.maxRel)),
-        maxRelLayer: Math.max(...v.layers.map((e) => e.maxRel)),
-      };
-      if (!v.ok) throw new DataError(`fused model failed verification: ${v.failures.join('; ')}`);
-    }
-    mkdirSync(dirname(resolve(o.out!)), { recursive: true });
-    writeModel(o.out!, fused);
-    if (o.denoisersOut)
-      writeDenoisers(o.denoisersOut, plan, o.layers, values, { model: source, mode: o.mode });
-    // Denoising loss on up to 512 images, before (zero predictor for the closed form, the
-    // initial denoisers for SGD) and after fitting, with the same noise draws.
-    let lossBefore: Record<string, number> | undefined;
-    let lossAfter: Record<string, number> | undefined;
-    if (data) {
-      const sample = subset(
-        data,
-        Int32Array.from({ length: Math.min(512, data.size) }, (_, i) => i),
-      );
-      const zero = zeroDenoisers(values);
-      const m = {
-        model,
-        plan,
-        data: sample,
-        batchSize: o.batchSize,
-        seed: o.seed,
-        preprocess: prep,
-        threads: o.threads,
-      };
-      lossBefore = await measureDenoisingLoss({
-        ...m,
-        values: o.mode === 'sgd' ? initDenoisers(plan, o.seed) : zero,
-      });
-      lossAfter = await measureDenoisingLoss({ ...m, values });
-    }
-    const layers = diagnoseFusion({
-      plan,
-      original: model,
-      fused,
-      denoisers: values,
-      lossBefore,
-      lossAfter,
-    });
-    if (o.report) {
-      writeJsonAtomic(o.report, {
-        model: source,
-        mode: o.mode,
-        layers,
-        fit: fitReport,
-        verification,
-        skipped,
-      });
-      const svg = spectraSvg(layers);
-      const stem = o.report.replace(/\.json$/, '');
-      writeFileAtomic(`${stem}.svg`, svg);
-      writeFileAtomic(`${stem}.png`, await svgToPng(svg));
-    }
-    const result = {
-      model: source,
-      out: o.out,
-      mode: o.mode,
-      layers: plan.layers.length,
-      images: data?.size,
-      skipped,
-      verification,
-    };
-    emit(o.json, result, () =>
-      [
-        `fitted ${plan.layers.length} layers of ${source} (${o.mode}${data ? `, ${data.size} images` : ''}${skipped ? `, ${skipped} corrupt skipped` : ''})`,
-        ...layers.map(
-          (l) =>
-            `  t=${String(l.t).padStart(3)} ${l.layer.padEnd(28)} weight change ${l.relativeWeightChange.toExponential(2)}${l.summary ? `  σ ∈ [${l.summary.min.toFixed(5)}, ${l.summary.max.toFixed(5)}]` : ''}`,
-        ),
-        `wrote ${o.out}`,
-      ].join('\n'),
-    );
   });
 }

@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { readDenoisers } from '../denoise/denoiser-file.js';
 import { fuseModel } from '../denoise/fuse.js';
-import { UsageError } from '../util/errors.js';
 import { writeModel } from '../onnx/serialize.js';
 import { Rng } from '../util/rng.js';
 import { emit, withCommon } from './common.js';
-import { loadModelArg } from './load-model.js';
-import { samePath } from './paths.js';
+import { loadModelArg } from '../models/load.js';
+import { checkOutputPaths, modelInput } from './paths.js';
 
 /** `denoiserep fuse`: trained denoisers into the original model's weights. */
 export function fuseCommand(program: Command): void {
@@ -27,9 +26,11 @@ export function fuseCommand(program: Command): void {
       arg: string,
       o: { denoisers: string; out: string; stochastic: boolean; json: boolean; seed: number },
     ) => {
+      checkOutputPaths(
+        [...modelInput(arg), { flag: '--denoisers', path: o.denoisers }],
+        [{ flag: '--out', path: o.out }],
+      );
       const { model, source } = await loadModelArg(arg, o.seed);
-      if (samePath(arg, o.out))
-        throw new UsageError(`--out ${o.out} is the input model; refusing to overwrite it`);
       const { plan, values } = readDenoisers(o.denoisers, model.graph, source);
       const fused = fuseModel(
         model,

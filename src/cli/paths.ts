@@ -1,8 +1,11 @@
-import { existsSync, realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
+// Every command checks its output paths with one rule (src/util/output-paths.ts): no output
+// is an input or another output, and every output's folder exists, before any work.
+import { isModelFile } from '../models/load.js';
+import type { FlagPath } from '../util/output-paths.js';
 
-/** Whether two paths name the same existing file (so an output never overwrites an input). */
-export function samePath(a: string, b: string): boolean {
-  if (!existsSync(a) || !existsSync(b)) return resolve(a) === resolve(b);
-  return realpathSync(a) === realpathSync(b);
+export { checkOutputPaths, type FlagPath } from '../util/output-paths.js';
+
+/** The model argument as an input path (none for a preset name). */
+export function modelInput(arg: string): FlagPath[] {
+  return isModelFile(arg) ? [{ flag: '<model>', path: arg }] : [];
 }

@@ -1,16 +1,19 @@
 import type { Command } from 'commander';
-import { feedBatches } from '../data/dataset.js';
-import { readDenoisers } from '../denoise/denoiser-file.js';
-import { verifyFusion } from '../denoise/verify.js';
+import { verify } from '../denoise/api/verify.js';
+import type { VerifyReport } from '../denoise/verify.js';
+import { modelSource } from '../models/load.js';
 import { DataError } from '../util/errors.js';
-import { readModel } from '../onnx/serialize.js';
-import { float32 } from '../onnx/tensor.js';
-import { Rng } from '../util/rng.js';
 import { emit, parseFloatArg, parseIntArg, parseListArg, withCommon } from './common.js';
-import { type ImageInputOptions, loadInputImages } from './inputs.js';
-import { loadModelArg } from './load-model.js';
 
-interface VerifyOptions extends ImageInputOptions {
+/** The flags as commander parses them. */
+interface VerifyFlags {
+  images?: string;
+  data?: string;
+  size?: number[];
+  channels?: number;
+  mean?: number[];
+  std?: number[];
+  skipCorrupt: boolean;
   fused: string;
   denoisers: string;
   tolerance: number;
@@ -19,6 +22,20 @@ interface VerifyOptions extends ImageInputOptions {
   json: boolean;
   seed: number;
   threads: number;
+}
+
+/** The text `verify` prints. */
+function verifyText(report: VerifyReport, source: string, fused: string): string {
+  return [
+    `${report.ok ? 'OK' : 'FAILED'}: ${source} vs ${fused} (${report.layers.length} fused layers, tolerance ${report.tolerance})`,
+    `  topology ${report.topology.identical ? 'identical' : `differs: ${report.topology.differences.join('; ')}`}; FLOPs ${report.flops.original} vs ${report.flops.fused}`,
+    `  max relative error: outputs ${Math.max(...report.outputs.map((e) => e.maxRel)).toExponential(2)}, layers ${Math.max(...report.layers.map((e) => e.maxRel)).toExponential(2)}`,
+    ...report.latency.map(
+      (l) =>
+        `  latency batch ${l.batch}: original ${l.originalMs.toFixed(2)} ms, fused ${l.fusedMs.toFixed(2)} ms, ratio ${l.ratio.toFixed(3)}`,
+    ),
+    ...report.failures.map((f) => `  failure: ${f}`),
+  ].join('\n');
 }
 
 /** `denoiserep verify`: the fused model against the trained unfused one, topology, FLOPs, latency. */
@@ -52,39 +69,24 @@ export function verifyCommand(program: Command): void {
         parseIntArg('--runs', 1),
         100,
       ),
-  ).action(async (arg: string, o: VerifyOptions) => {
-    const { model, source } = await loadModelArg(arg, o.seed);
-    const fused = await readModel(o.fused);
-    const { plan, values } = readDenoisers(o.denoisers, model.graph, source);
-    const { data, prep, inputName } = await loadInputImages(model, source, o);
-    const inputs = feedBatches(data, inputName, Math.min(o.batch, data.size), prep).next().value!;
-    const rng = new Rng(o.seed);
-    const [c, h, w] = [data.channels, data.height, data.width];
-    const report = await verifyFusion({
-      original: model,
-      fused,
-      plan,
-      denoisers: values,
-      inputs,
+  ).action(async (arg: string, o: VerifyFlags) => {
+    const report = await verify(arg, {
+      fused: o.fused,
+      denoisers: o.denoisers,
+      images: o.images,
+      data: o.data,
+      size: o.size,
+      channels: o.channels,
+      mean: o.mean,
+      std: o.std,
+      skipCorrupt: o.skipCorrupt,
+      batch: o.batch,
       tolerance: o.tolerance,
+      runs: o.runs,
+      seed: o.seed,
       threads: o.threads,
-      latencyRuns: o.runs,
-      makeInputs: (n) => ({
-        [inputName]: float32([n, c, h, w], rng.fillUniform(new Float32Array(n * c * h * w), 0, 1)),
-      }),
     });
-    emit(o.json, report, () =>
-      [
-        `${report.ok ? 'OK' : 'FAILED'}: ${source} vs ${o.fused} (${plan.layers.length} fused layers, tolerance ${o.tolerance})`,
-        `  topology ${report.topology.identical ? 'identical' : `differs: ${report.topology.differences.join('; ')}`}; FLOPs ${report.flops.original} vs ${report.flops.fused}`,
-        `  max relative error: outputs ${Math.max(...report.outputs.map((e) => e.maxRel)).toExponential(2)}, layers ${Math.max(...report.layers.map((e) => e.maxRel)).toExponential(2)}`,
-        ...report.latency.map(
-          (l) =>
-            `  latency batch ${l.batch}: original ${l.originalMs.toFixed(2)} ms, fused ${l.fusedMs.toFixed(2)} ms, ratio ${l.ratio.toFixed(3)}`,
-        ),
-        ...report.failures.map((f) => `  failure: ${f}`),
-      ].join('\n'),
-    );
+    emit(o.json, report, () => verifyText(report, modelSource(arg), o.fused));
     if (!report.ok) throw new DataError(`verification failed: ${report.failures[0]}`);
   });
 }

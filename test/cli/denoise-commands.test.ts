@@ -2,7 +2,15 @@
 // user runs them, on a small model and generated images; and their bad-input errors.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -250,5 +258,32 @@ describe('DenoiseRep commands', () => {
     assert.match(none.err, /no selectable layer/);
     for (const r of [over, size, filter, corrupt, none])
       assert.equal(r.err.trim().split('\n').length, 1, r.err);
+  });
+
+  test('no command writes over an input or into a missing folder: exit 1, one line, both flags', () => {
+    const before = readFileSync(model);
+    const d = join(dir, 'd.safetensors'); // written by the first test
+    const denoisers = readFileSync(d);
+    const cases: [string[], RegExp][] = [
+      [['fuse', model, '--denoisers', d, '--out', d], /--out .* is the same file as --denoisers/],
+      [['convert', model, '--out', model], /--out .* is the same file as <model>/],
+      [
+        ['convert', model, '--out', join(dir, 'c.st'), '--graph-out', model],
+        /--graph-out .* is the same file as <model>/,
+      ],
+      [
+        ['fit', model, '--images', images, '--out', join(dir, 'no', 'f.onnx')],
+        /--out .*f\.onnx: folder .*no does not exist/,
+      ],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = run(...args);
+      assert.equal(r.code, 1, r.err);
+      assert.match(r.err, pattern);
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    }
+    assert.deepEqual(readFileSync(model), before);
+    assert.deepEqual(readFileSync(d), denoisers);
+    assert.equal(existsSync(join(dir, 'c.st')), false);
   });
 });
