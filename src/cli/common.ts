@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { type Command, InvalidArgumentError } from 'commander';
-import { UsageError } from '../util/errors.js';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DataError, UsageError } from '../util/errors.js';
 
 /** Options every command accepts. */
 export interface CommonOptions {
@@ -14,11 +14,10 @@ export function withCommon(cmd: Command): Command {
   return cmd
     .option('--json', 'print one JSON object instead of text', false)
     .option('--seed <n>', 'seed of every random draw', parseIntArg('--seed'), 0)
-    .option(
-      '--threads <n>',
-      'ONNX Runtime intra-op threads (default: every core)',
-      parseIntArg('--threads', 1),
-      availableParallelism(),
+    .addOption(
+      new Option('--threads <n>', 'ONNX Runtime intra-op threads')
+        .argParser(parseIntArg('--threads', 1))
+        .default(availableParallelism(), 'every core'),
     );
 }
 
@@ -65,4 +64,15 @@ export function parseShard(v: string): { index: number; count: number } {
 /** Prints a result as JSON or as readable text. */
 export function emit(json: boolean, obj: unknown, text: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(obj)}\n` : `${text()}\n`);
+}
+
+/**
+ * Ends a command with exit code 2 when any fused model failed its verification, after
+ * its report has been printed: a failed check is bad data, never a success.
+ * @param checks - one entry per verified model, with a name for the message
+ */
+export function assertVerified(checks: { name: string; ok: boolean }[]): void {
+  const failed = checks.filter((c) => !c.ok).map((c) => c.name);
+  if (failed.length)
+    throw new DataError(`verification failed: ${failed.join(', ')} (see the report above)`);
 }

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../util/errors.js';
 import { runDemo } from '../experiments/demo.js';
-import { emit, parseIntArg, withCommon } from './common.js';
+import { assertVerified, emit, parseIntArg, withCommon } from './common.js';
 
 /** `denoiserep demo`: the main experiment on the embedded Fashion-MNIST subset. */
 export function demoCommand(program: Command): void {
@@ -75,6 +75,7 @@ export function demoCommand(program: Command): void {
             `wrote ${res.dir}/ (table.md, results.json, log.jsonl, fused models, diagnostics and spectra)`,
           ].join('\n'),
       );
+      assertVerified(verify.map((v) => ({ name: `${v.arm} (seed ${v.seed})`, ok: v.ok })));
     },
   );
 }

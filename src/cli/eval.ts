@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { UsageError } from '../util/errors.js';
+import { ModelError, UsageError } from '../util/errors.js';
 import { evaluateModel } from '../eval/evaluate.js';
 import { getPreset } from '../models/registry.js';
 import { modelWithWeights } from '../models/weights.js';
@@ -16,7 +16,7 @@ import { loadTrainTest } from './pretrain.js';
  * output folder) rebuilt from its preset with the checkpoint's weights.
  */
 export async function loadEvalModel(arg: string): Promise<Model> {
-  if (!existsSync(arg)) throw new UsageError(`no such model or checkpoint: ${arg}`);
+  if (!existsSync(arg)) throw new ModelError(`no such model or checkpoint: ${arg}`);
   if (statSync(arg).isDirectory()) {
     const ck = loadCheckpoint(arg);
     const def = getPreset(ck.state.preset, ck.state.presetOptions ?? {});

@@ -80,7 +80,7 @@ export function finetuneCommand(program: Command): void {
   ).action(async (arg: string, o: FinetuneOptions) => {
     const dir = existsSync(join(arg, 'checkpoint', 'state.json')) ? join(arg, 'checkpoint') : arg;
     if (!existsSync(join(dir, 'state.json')))
-      throw new UsageError(`${arg} is not a pretrain output or checkpoint folder`);
+      throw new DataError(`${arg} is not a pretrain output or checkpoint folder`);
     const ck = loadCheckpoint(dir);
     const def = getPreset(ck.state.preset, ck.state.presetOptions ?? {});
     const task = o.task ?? (def.bnneck ? 'reid' : 'classification');

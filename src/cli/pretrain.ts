@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadFashionMnist, FMNIST_DEFAULT_PATH } from '../data/fashion-mnist.js';
 import type { ImageDataset } from '../data/dataset.js';
-import { UsageError } from '../util/errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import { getPreset } from '../models/registry.js';
 import type { ModelDef } from '../models/types.js';
 import { expectedWeights, exportOnnx } from '../models/weights.js';
@@ -33,7 +33,7 @@ export async function loadTrainTest(
   const src =
     data === 'embedded' ? 'embedded' : data === 'fashion-mnist' ? FMNIST_DEFAULT_PATH : data;
   if (src !== 'embedded' && !existsSync(src)) {
-    throw new UsageError(
+    throw new DataError(
       data === 'fashion-mnist'
         ? `--data fashion-mnist needs ${FMNIST_DEFAULT_PATH} (apt-get install dataset-fashion-mnist)`
         : `--data ${data}: no such folder (use embedded, fashion-mnist or an IDX folder)`,

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { UsageError } from '../util/errors.js';
+import { ModelError, UsageError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
 import { readModel } from '../onnx/serialize.js';
 import { buildBackbone, getPreset, presetNames } from './registry.js';
@@ -35,7 +35,7 @@ export async function loadModelArg(
   seed = 0,
 ): Promise<{ model: Model; source: string }> {
   if (isModelFile(arg)) {
-    if (!existsSync(arg)) throw new UsageError(`model file not found: ${arg}`);
+    if (!existsSync(arg)) throw new ModelError(`model file not found: ${arg}`);
     return { model: await readModel(arg), source: modelSource(arg) };
   }
   if (presetNames().includes(arg)) {

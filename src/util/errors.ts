@@ -1,8 +1,8 @@
 /**
  * Typed errors. Every failure a user can cause (a bad file, a bad flag, a model the tool
  * cannot handle) is one of these, with a message that names the file, op, layer, input
- * or flag at fault. The CLI maps them to exit codes: 2 for bad data or model, 1 for bad
- * usage.
+ * or flag at fault. The CLI maps them to exit codes: 1 for bad usage, 2 for bad data or
+ * model, and 3 for anything else (an internal error: a bug, not the user's input).
  */
 export type ErrorKind =
   /** A model file or graph is malformed or unsupported. */
@@ -65,8 +65,8 @@ export class FeedError extends DenoiseRepError {
   }
 }
 
-/** Exit code for the CLI: 1 for bad usage, 2 for bad data or model, 1 otherwise. */
+/** Exit code for the CLI: 1 for bad usage, 2 for bad data or model, 3 for internal errors. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof DenoiseRepError) return err.kind === 'usage' ? 1 : 2;
-  return 1;
+  return 3;
 }

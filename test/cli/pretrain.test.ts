@@ -257,11 +257,12 @@ describe('CLI pretrain and eval', () => {
       assert.equal(r.code, 1, `${args.join(' ')}: ${r.err}`);
       assert.match(r.err, re);
     }
+    // A missing input (data folder, model file) is bad data or model: exit code 2.
     const d = await runHere('eval', join(cwd, 'mlp'), '--data', join(cwd, 'missing-folder'));
-    assert.equal(d.code, 1);
+    assert.equal(d.code, 2);
     assert.match(d.err, /missing-folder/);
     const c = await runHere('eval', join(cwd, 'no-model.onnx'));
-    assert.equal(c.code, 1);
+    assert.equal(c.code, 2);
     assert.match(c.err, /no-model\.onnx/);
   });
 });
