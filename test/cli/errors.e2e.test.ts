@@ -3,8 +3,8 @@
 // 2 bad data or model, a missing or unreadable file included, 3 internal). And `--help`
 // is clean: no `(default: false)` after switches, never two defaults for one option.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -211,6 +211,21 @@ describe('exit codes and one-line messages, in process', () => {
       (e: unknown) =>
         e instanceof DataError &&
         /^verification failed: label-aug \(seed 1\) \(see/.test(e.message),
+    );
+  });
+});
+
+describe('internal errors', () => {
+  test('a command that cannot start (dist/ not built) says so in one line, exit code 3', () => {
+    mkdirSync(join(dir, 'pkg', 'bin'), { recursive: true });
+    copyFileSync(join(repo, 'bin', 'denoiserep.js'), join(dir, 'pkg', 'bin', 'denoiserep.js'));
+    const r = spawnSync(process.execPath, [join(dir, 'pkg', 'bin', 'denoiserep.js'), '--help'], {
+      encoding: 'utf8',
+    });
+    assertOneLine(
+      { args: ['--help'], code: r.status, out: r.stdout, err: r.stderr },
+      EXIT.internal,
+      /^denoiserep: internal error: dist\/ is not built \(run npm run build\)$/,
     );
   });
 });
