@@ -20,6 +20,21 @@ export interface Optimizer {
   /** Serializable state (moments, step counts) for bit-identical resume. */
   state(): OptimizerState;
   loadState(s: OptimizerState): void;
+  /** The state with its buffers as float32 copies (for binary checkpoints). */
+  snapshot(): OptimizerSnapshot;
+  /** Restores a state taken by {@link Optimizer.snapshot} (buffers are copied). */
+  restore(s: OptimizerSnapshot): void;
+}
+
+/** Optimiser state with float32 buffers: what a checkpoint stores in safetensors. */
+export interface OptimizerSnapshot {
+  kind: string;
+  /** Number of `step()` calls so far. */
+  step: number;
+  /** Updates applied to each parameter so far (see {@link OptimizerState.steps}). */
+  steps: Record<string, number>;
+  /** Per-parameter buffers: SGD `[momentum]`, AdamW `[exp_avg, exp_avg_sq]`. */
+  buffers: Map<string, Float32Array[]>;
 }
 
 /** JSON-able optimiser state. Float32 moments survive a JSON round trip exactly. */
@@ -150,7 +165,45 @@ abstract class BaseOptimizer implements Optimizer {
     };
   }
 
+  snapshot(): OptimizerSnapshot {
+    return {
+      kind: this.kind,
+      step: this.calls,
+      steps: Object.fromEntries(this.counts),
+      buffers: new Map([...this.buffers].map(([k, v]) => [k, v.map((a) => Float32Array.from(a))])),
+    };
+  }
+
   loadState(s: OptimizerState): void {
+    const buffers = new Map<string, Float32Array[]>();
+    for (const [k, v] of Object.entries(s?.buffers ?? {})) {
+      if (!Array.isArray(v)) throw this.badBuffers(k);
+      buffers.set(
+        k,
+        v.map((a) => (Array.isArray(a) ? Float32Array.from(a) : new Float32Array(0))),
+      );
+    }
+    // States without per-parameter counts: every parameter with buffers took every step.
+    const steps = s?.steps ?? Object.fromEntries([...buffers.keys()].map((k) => [k, s?.step]));
+    this.apply({ kind: s?.kind, step: s?.step, steps, buffers });
+  }
+
+  restore(s: OptimizerSnapshot): void {
+    const buffers = new Map(
+      [...s.buffers].map(([k, v]) => [k, v.map((a) => Float32Array.from(a))]),
+    );
+    this.apply({ ...s, buffers });
+  }
+
+  private badBuffers(k: string): ModelError {
+    const n = this.store.has(k) ? this.store.get(k).data.length : 0;
+    return new ModelError(
+      `optimiser state: buffers of '${k}' do not match the parameter (${this.nBuffers} of ${n} values expected)`,
+    );
+  }
+
+  /** Checks a state against the parameters, then takes it (nothing changes on failure). */
+  private apply(s: OptimizerSnapshot): void {
     if (s?.kind !== this.kind)
       throw new UsageError(`optimiser state is for ${s?.kind}, not ${this.kind}`);
     if (!Number.isInteger(s.step) || s.step < 0)
@@ -159,32 +212,21 @@ abstract class BaseOptimizer implements Optimizer {
       if (!this.store.has(k))
         throw new ModelError(`optimiser state names parameter '${k}', which the model lacks`);
     };
-    const buffers = new Map<string, Float32Array[]>();
-    for (const [k, v] of Object.entries(s.buffers ?? {})) {
+    for (const [k, v] of s.buffers) {
       known(k);
       const n = this.store.get(k).data.length;
-      if (!Array.isArray(v) || v.length !== this.nBuffers || v.some((a) => a?.length !== n)) {
-        throw new ModelError(
-          `optimiser state: buffers of '${k}' do not match the parameter (${this.nBuffers} of ${n} values expected)`,
-        );
-      }
-      buffers.set(
-        k,
-        v.map((a) => Float32Array.from(a)),
-      );
+      if (v.length !== this.nBuffers || v.some((a) => a.length !== n)) throw this.badBuffers(k);
     }
     const counts = new Map<string, number>();
-    for (const [k, t] of Object.entries(s.steps ?? {})) {
+    for (const [k, t] of Object.entries(s.steps)) {
       known(k);
       if (!Number.isInteger(t) || t < 1)
         throw new UsageError(`optimiser state: step count of '${k}' must be >= 1, got ${t}`);
       counts.set(k, t);
     }
-    // States without per-parameter counts: every parameter with buffers took every step.
-    if (!s.steps) for (const k of buffers.keys()) counts.set(k, s.step);
     this.calls = s.step;
     this.buffers.clear();
-    for (const [k, v] of buffers) this.buffers.set(k, v);
+    for (const [k, v] of s.buffers) this.buffers.set(k, v);
     this.counts.clear();
     for (const [k, t] of counts) this.counts.set(k, t);
   }
