@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadFashionMnist, FMNIST_DEFAULT_PATH } from '../data/fashion-mnist.js';
 import type { ImageDataset } from '../data/dataset.js';
-import { DataError, UsageError } from '../util/errors.js';
+import { DataError, ResumeMismatchError, UsageError } from '../util/errors.js';
 import { getPreset } from '../models/registry.js';
 import type { ModelDef } from '../models/types.js';
 import { expectedWeights, exportOnnx } from '../models/weights.js';
@@ -62,6 +62,8 @@ interface PretrainOptions {
   evalEvery: number;
   out: string;
   resume: boolean | string;
+  override: boolean;
+  checkpointEvery: number;
   init?: string;
   json: boolean;
   seed: number;
@@ -86,6 +88,34 @@ function initialStore(path: string, preset: string, def: ModelDef): ParamStore {
   if (problems.length)
     throw new UsageError(`--init ${path} does not fit ${preset}: ${problems.join('; ')}`);
   return ParamStore.fromTensors(c.tensors);
+}
+
+/** The flag of each hyper-parameter a resume compares. */
+const HYPER_FLAGS: Record<string, string> = {
+  epochs: '--epochs',
+  batchSize: '--batch-size',
+  lr: '--lr',
+  minLr: '--min-lr',
+  warmupEpochs: '--warmup-epochs',
+  weightDecay: '--weight-decay',
+  optimizer: '--optimizer',
+  labelSmoothing: '--label-smoothing',
+  clipNorm: '--clip-norm',
+  augment: '--augment / --random-erasing',
+  task: '--task',
+  tripletWeight: '--triplet-weight',
+  seed: '--seed',
+};
+
+/** A refused resume, told in flags. */
+function inFlags(err: ResumeMismatchError): UsageError {
+  const show = (v: unknown) => (v === undefined || v === null ? 'unset' : JSON.stringify(v));
+  const list = err.changed
+    .map((c) => `${HYPER_FLAGS[c.key] ?? c.key} ${show(c.was)} -> ${show(c.now)}`)
+    .join(', ');
+  return new UsageError(
+    `--resume: the checkpoint was trained with other settings: ${list}; pass --override to resume with the new ones`,
+  );
 }
 
 /** `denoiserep pretrain`: supervised training of a backbone preset. */
@@ -147,6 +177,17 @@ export function pretrainCommand(program: Command): void {
         false,
       )
       .option(
+        '--override',
+        'with --resume: accept changed hyper-parameters (--lr, --batch-size, --epochs, ...)',
+        false,
+      )
+      .option(
+        '--checkpoint-every <n>',
+        'also checkpoint every N steps inside an epoch (0: at epoch ends only)',
+        parseIntArg('--checkpoint-every', 0),
+        0,
+      )
+      .option(
         '--init <dir>',
         'start from the weights of a checkpoint (or pretrain output folder) of the same preset, with a fresh schedule and optimiser (fine-tuning)',
       ),
@@ -162,6 +203,7 @@ export function pretrainCommand(program: Command): void {
     const def = getPreset(o.model, { bnneck: o.task === 'reid' });
     const init = o.init === undefined ? undefined : initialStore(o.init, o.model, def);
     if (init && o.resume !== false) throw new UsageError('--init and --resume exclude each other');
+    if (o.override && o.resume === false) throw new UsageError('--override goes with --resume');
     const { train, test } = await loadTrainTest(o.data);
     mkdirSync(o.out, { recursive: true });
     // The bar starts at the first step, when the loop knows the schedule's length.
@@ -172,6 +214,8 @@ export function pretrainCommand(program: Command): void {
       test,
       outDir: o.out,
       resume: o.resume,
+      override: o.override,
+      checkpointEvery: o.checkpointEvery,
       init,
       config: {
         epochs: o.epochs,
@@ -197,8 +241,11 @@ export function pretrainCommand(program: Command): void {
         bar ??= startProgress(`pretrain ${o.model}`, total, o.json);
         bar.update(k, { loss, 'img/s': imagesPerSecond.toFixed(0) });
       },
-    });
-    bar?.stop();
+    })
+      .catch((err: unknown) => {
+        throw err instanceof ResumeMismatchError ? inFlags(err) : err;
+      })
+      .finally(() => bar?.stop());
     exportOnnx(def, res.store, join(o.out, 'model.onnx'));
     const last = res.history.at(-1);
     emit(o.json, { model: o.model, out: o.out, epochs: res.history.length, final: last }, () =>

@@ -2,11 +2,15 @@ import { ModelError } from '../util/errors.js';
 import { GraphBuilder, type Value } from '../onnx/builder.js';
 import { type Model, producers } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
+import { epochBatches } from '../data/samplers.js';
+import type { ComputeRecord } from '../train/compute.js';
+import { graphObjective } from '../train/objective.js';
 import { AdamW, defaultDecayGroups } from '../train/optim.js';
 import { ParamStore } from '../models/params.js';
 import { Rng } from '../util/rng.js';
+import { runTraining } from '../train/run.js';
 import { cosineWithWarmup } from '../train/schedule.js';
-import { TrainStep } from '../train/step.js';
+import { type EpochStreams, persistentStreams } from '../train/streams.js';
 import { finishSurgery, surgeryBuilder } from './graph.js';
 import { coefficients, makeSchedule, type ScheduleOptions } from './schedule.js';
 
@@ -79,8 +83,9 @@ function paramValues(b: GraphBuilder, values: Map<string, Tensor>): (n: string) 
 }
 
 /**
- * Trains the feature denoiser on precomputed features [n, dim] of the frozen backbone.
- * Each sample draws t uniformly in 1..steps and ε ~ N(0, I) from the seeded Rng.
+ * Trains the feature denoiser on precomputed features [n, dim] of the frozen backbone: a
+ * one-phase configuration of `runTraining`. Each sample draws t uniformly in 1..steps and
+ * ε ~ N(0, I) from the seeded Rng.
  */
 export async function trainTilde(opts: {
   features: Float32Array;
@@ -92,7 +97,7 @@ export async function trainTilde(opts: {
   seed: number;
   threads?: number;
   log?: (rec: Record<string, unknown>) => void;
-}): Promise<{ values: Map<string, Tensor>; losses: number[] }> {
+}): Promise<{ values: Map<string, Tensor>; losses: number[]; compute: ComputeRecord }> {
   const { dim, config: cfg } = opts;
   const n = opts.features.length / dim;
   const schedule = makeSchedule(cfg.schedule);
@@ -115,58 +120,63 @@ export async function trainTilde(opts: {
     store,
     defaultDecayGroups(names, 0, new Map(names.map((k) => [k, init.get(k)!.dims]))),
   );
-  const step = await TrainStep.create({
-    model,
-    loss: 'loss',
-    trainable: names,
-    session: { threads: opts.threads },
-  });
-  const rng = new Rng(opts.seed).fork('tilde');
-  const stepsPer = Math.ceil(n / opts.batchSize);
-  const lrAt = cosineWithWarmup({
-    baseLr: opts.lr,
-    warmupSteps: Math.round(0.05 * opts.epochs * stepsPer),
-    totalSteps: opts.epochs * stepsPer,
-  });
-  const losses: number[] = [];
-  let k = 0;
-  for (let e = 0; e < opts.epochs; e++) {
-    const order = rng.fork(`epoch-${e}`).permutation(n);
-    let sum = 0;
-    for (let s = 0; s < n; s += opts.batchSize) {
-      const m = Math.min(opts.batchSize, n - s);
-      const fb = new Float32Array(m * dim);
-      const nb = new Float32Array(m * dim);
-      const a = new Float32Array(m);
-      const c = new Float32Array(m);
-      const ti = new BigInt64Array(m);
-      for (let i = 0; i < m; i++) {
-        const src = order[s + i]!;
-        fb.set(opts.features.subarray(src * dim, src * dim + dim), i * dim);
-        const t = rng.int(cfg.steps);
-        ti[i] = BigInt(t);
-        a[i] = coeffs[t]!.s1;
-        c[i] = coeffs[t]!.s2;
-      }
-      rng.fillNormal(nb);
-      const r = await step.run(
-        {
-          feature: float32([m, dim], fb),
-          noise: float32([m, dim], nb),
-          s1: float32([m, 1], a),
-          s2: float32([m, 1], c),
-          t_index: { dtype: 'int64', dims: [m], data: ti },
-        },
-        store,
-      );
-      opt.step(r.grads, lrAt(k++));
-      sum += r.loss * m;
+  // Per sample: its step t, then the batch's noise, from the run's one stream.
+  const feeds = (idx: Int32Array, streams: EpochStreams): Record<string, Tensor> => {
+    const m = idx.length;
+    const rng = streams.noise;
+    const fb = new Float32Array(m * dim);
+    const nb = new Float32Array(m * dim);
+    const a = new Float32Array(m);
+    const c = new Float32Array(m);
+    const ti = new BigInt64Array(m);
+    for (let i = 0; i < m; i++) {
+      const src = idx[i]!;
+      fb.set(opts.features.subarray(src * dim, src * dim + dim), i * dim);
+      const t = rng.int(cfg.steps);
+      ti[i] = BigInt(t);
+      a[i] = coeffs[t]!.s1;
+      c[i] = coeffs[t]!.s2;
     }
-    losses.push(sum / n);
-    opts.log?.({ kind: 'epoch', phase: 'denoiserep~', epoch: e, loss: sum / n });
-  }
-  await step.release();
-  return { values: store.toTensors(names), losses };
+    rng.fillNormal(nb);
+    return {
+      feature: float32([m, dim], fb),
+      noise: float32([m, dim], nb),
+      s1: float32([m, 1], a),
+      s2: float32([m, 1], c),
+      t_index: { dtype: 'int64', dims: [m], data: ti },
+    };
+  };
+  const stepsPer = Math.ceil(n / opts.batchSize);
+  const out = await runTraining({
+    epochs: opts.epochs,
+    phases: [
+      {
+        name: 'denoiserep~',
+        updates: ['denoisers'],
+        objective: graphObjective({
+          graph: { model, loss: 'loss', trainable: names },
+          feeds,
+          threads: opts.threads,
+        }),
+        params: store,
+        optimizer: opt,
+        lr: cosineWithWarmup({
+          baseLr: opts.lr,
+          warmupSteps: Math.round(0.05 * opts.epochs * stepsPer),
+          totalSteps: opts.epochs * stepsPer,
+        }),
+        batches: (order) => epochBatches(n, opts.batchSize, order),
+        streams: persistentStreams(opts.seed, 'tilde'),
+      },
+    ],
+    log: opts.log,
+    epochRecord: (s) => ({ phase: s.phase, epoch: s.epoch, loss: s.loss }),
+  });
+  return {
+    values: store.toTensors(names),
+    losses: out.history.map((h) => h.loss),
+    compute: out.compute,
+  };
 }
 
 /**

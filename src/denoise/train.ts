@@ -1,25 +1,26 @@
 import { gatherBatch, type ImageDataset } from '../data/dataset.js';
-import { epochBatches, pkBatches } from '../data/samplers.js';
+import { epochBatches } from '../data/samplers.js';
 import { ModelError } from '../util/errors.js';
-import { dropoutFeeds } from '../layers/dropout.js';
 import { buildBackbone } from '../models/registry.js';
-import { INPUT_NAME, type ModelDef } from '../models/types.js';
-import type { Model } from '../onnx/ir.js';
+import { type BackboneGraph, INPUT_NAME, type ModelDef } from '../models/types.js';
+import type { BuiltModel } from '../onnx/builder.js';
+import type { Model, ValueInfo } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import { Session } from '../runtime/session.js';
+import type { ComputeRecord } from '../train/compute.js';
 import {
-  crossEntropy,
-  oneHot,
-  SAME_ID_NAME,
-  sameIdMask,
-  TARGET_NAME,
-  tripletBatchHard,
-} from '../train/losses.js';
+  addTaskLoss,
+  graphObjective,
+  type GraphSpec,
+  taskBatches,
+  taskFeeds,
+} from '../train/objective.js';
 import { AdamW, defaultDecayGroups } from '../train/optim.js';
 import { ParamStore } from '../models/params.js';
+import { runTraining, type EpochSummary, type Phase } from '../train/run.js';
 import { Rng } from '../util/rng.js';
-import { cosineWithWarmup } from '../train/schedule.js';
-import { TrainStep } from '../train/step.js';
+import { cosineWithWarmup, type LrSchedule } from '../train/schedule.js';
+import { orderStreams, sharedDrawStreams } from '../train/streams.js';
 import {
   addDenoiseLosses,
   addDenoiserParams,
@@ -79,10 +80,7 @@ function batchFeeds(
   data: ImageDataset,
   idx: Int32Array,
   preprocess: Preprocess | undefined,
-  input: { name: string; shape: (number | string | null)[] | null } = {
-    name: INPUT_NAME,
-    shape: null,
-  },
+  input: Pick<ValueInfo, 'name' | 'shape'> = { name: INPUT_NAME, shape: null },
 ): { feeds: Record<string, Tensor>; y: Int32Array } {
   const { x, y } = gatherBatch(data, idx);
   const n = idx.length;
@@ -115,11 +113,86 @@ export function labelFreeGraph(
   return { model: finishSurgery(model, b), layerLosses: perLayer.map((v) => v.name) };
 }
 
+/** A denoising epoch's history record from the loop's summary. */
+function denoiseRecord(s: EpochSummary, plan: ConversionPlan): EpochRecord {
+  const means = Object.values(s.tracked);
+  return {
+    epoch: s.epoch,
+    phase: s.phase as EpochRecord['phase'],
+    loss: s.loss,
+    layers: Object.fromEntries(plan.layers.map((p, i) => [p.layer.name, means[i]!])),
+    seconds: s.seconds,
+  };
+}
+
+/**
+ * The label-free phase: the denoisers of `plan` train on the summed per-layer
+ * noise-prediction loss over the frozen backbone `model()` (read at each epoch start).
+ * The graph draws its noise in-graph, seeded per epoch, so it is rebuilt each epoch.
+ */
+function labelFreePhase(o: {
+  name: EpochRecord['phase'];
+  model: () => Model;
+  input: Pick<ValueInfo, 'name' | 'shape'> | undefined;
+  plan: ConversionPlan;
+  store: ParamStore;
+  optimizer: AdamW;
+  lr: LrSchedule;
+  data: ImageDataset;
+  batchSize: number;
+  seed: number;
+  weight: number;
+  lossKind?: DenoiseLossKind;
+  preprocess?: Preprocess;
+  threads?: number;
+  firstStep?: number;
+}): Phase {
+  const names = denoiserParamNames(o.plan);
+  return {
+    name: o.name,
+    updates: ['denoisers'],
+    objective: graphObjective({
+      graph: (epoch): GraphSpec => {
+        const g = labelFreeGraph(
+          o.model(),
+          o.plan,
+          o.store.toTensors(names),
+          noiseSeed(o.seed, epoch, 1),
+          o.weight,
+          o.lossKind,
+        );
+        return { model: g.model, loss: 'loss', trainable: names, extraOutputs: g.layerLosses };
+      },
+      feeds: (idx) => batchFeeds(o.data, idx, o.preprocess, o.input).feeds,
+      threads: o.threads,
+      resumableMidEpoch: false,
+    }),
+    params: o.store,
+    optimizer: o.optimizer,
+    lr: o.lr,
+    batches: (order) => epochBatches(o.data.size, o.batchSize, order),
+    streams: orderStreams(o.seed, (e) => `denoise-epoch-${e}`),
+    firstStep: o.firstStep,
+  };
+}
+
+/** The label-free cosine schedule: 5% warm-up by default, held at its end past `total`. */
+function labelFreeLr(cfg: DenoiseTrainConfig, total: number): LrSchedule {
+  const lrAt = cosineWithWarmup({
+    baseLr: cfg.lr,
+    minLr: cfg.minLr ?? 0,
+    warmupSteps: Math.round((cfg.warmup ?? 0.05) * total),
+    totalSteps: total,
+  });
+  return (k) => lrAt(Math.min(k, total));
+}
+
 /**
  * Label-free DenoiseRep (the paper's unsupervised recipe): the backbone is frozen and
  * only the denoisers train, on the summed per-layer L1 + MSE noise-prediction loss, with
- * AdamW and a cosine schedule. Each epoch draws its data order and its noise from streams
- * derived from the seed, so runs repeat exactly.
+ * AdamW and a cosine schedule: a one-phase configuration of `runTraining`. Each epoch
+ * draws its data order and its noise from streams derived from the seed, so runs repeat
+ * exactly.
  * @param opts.model - evaluation graph of the trained backbone (weights as initializers)
  * @param opts.plan - selected layers and timesteps
  * @param opts.init - initial denoiser values (initDenoisers)
@@ -140,7 +213,7 @@ export async function trainLabelFree(opts: {
   store?: ParamStore;
   optimizer?: AdamW;
   phase?: EpochRecord['phase'];
-  /** First epoch index (label-augmented training calls this once per phase). */
+  /** First epoch index (its noise and data order follow the epoch index). */
   epochOffset?: number;
   totalSteps?: number;
   stepOffset?: number;
@@ -149,6 +222,7 @@ export async function trainLabelFree(opts: {
   history: EpochRecord[];
   store: ParamStore;
   optimizer: AdamW;
+  compute: ComputeRecord;
 }> {
   const { plan, config: cfg } = opts;
   const names = denoiserParamNames(plan);
@@ -156,73 +230,39 @@ export async function trainLabelFree(opts: {
   const shapes = new Map(names.map((n) => [n, store.get(n).shape]));
   const opt =
     opts.optimizer ?? new AdamW(store, defaultDecayGroups(names, cfg.weightDecay ?? 0, shapes));
-  const stepsPerEpoch = Math.ceil(opts.data.size / cfg.batchSize);
-  const total = opts.totalSteps ?? cfg.epochs * stepsPerEpoch;
-  const lrAt = cosineWithWarmup({
-    baseLr: cfg.lr,
-    minLr: cfg.minLr ?? 0,
-    warmupSteps: Math.round((cfg.warmup ?? 0.05) * total),
-    totalSteps: total,
+  const total = opts.totalSteps ?? cfg.epochs * Math.ceil(opts.data.size / cfg.batchSize);
+  const out = await runTraining<EpochRecord>({
+    epochs: cfg.epochs,
+    firstEpoch: opts.epochOffset,
+    phases: [
+      labelFreePhase({
+        name: opts.phase ?? 'label-free',
+        model: () => opts.model,
+        input: opts.model.graph.inputs[0],
+        plan,
+        store,
+        optimizer: opt,
+        lr: labelFreeLr(cfg, total),
+        data: opts.data,
+        batchSize: cfg.batchSize,
+        seed: cfg.seed,
+        weight: opts.lossWeight ?? 1,
+        lossKind: opts.lossKind,
+        preprocess: opts.preprocess,
+        threads: cfg.threads,
+        firstStep: opts.stepOffset,
+      }),
+    ],
+    log: opts.log,
+    epochRecord: (s) => denoiseRecord(s, plan),
   });
-  const history: EpochRecord[] = [];
-  let k = opts.stepOffset ?? 0;
-  for (let e = 0; e < cfg.epochs; e++) {
-    const epoch = (opts.epochOffset ?? 0) + e;
-    const t0 = Date.now();
-    const graph = labelFreeGraph(
-      opts.model,
-      plan,
-      store.toTensors(names),
-      noiseSeed(cfg.seed, epoch, 1),
-      opts.lossWeight ?? 1,
-      opts.lossKind,
-    );
-    const step = await TrainStep.create({
-      model: graph.model,
-      loss: 'loss',
-      trainable: names,
-      extraOutputs: graph.layerLosses,
-      session: { threads: cfg.threads },
-    });
-    const sums = new Float64Array(plan.layers.length);
-    let lossSum = 0;
-    let count = 0;
-    for (const idx of epochBatches(
-      opts.data.size,
-      cfg.batchSize,
-      new Rng(cfg.seed).fork(`denoise-epoch-${epoch}`),
-    )) {
-      const { feeds } = batchFeeds(opts.data, idx, opts.preprocess, opts.model.graph.inputs[0]);
-      const r = await step.run(feeds, store);
-      const lr = lrAt(Math.min(k, total));
-      opt.step(r.grads, lr);
-      k++;
-      lossSum += r.loss * idx.length;
-      graph.layerLosses.forEach((n, i) => {
-        sums[i]! += Number(r.extras[n]!.data[0]) * idx.length;
-      });
-      count += idx.length;
-      opts.log?.({
-        kind: 'step',
-        phase: opts.phase ?? 'label-free',
-        epoch,
-        step: k,
-        loss: r.loss,
-        lr,
-      });
-    }
-    await step.release();
-    const rec: EpochRecord = {
-      epoch,
-      phase: opts.phase ?? 'label-free',
-      loss: lossSum / count,
-      layers: Object.fromEntries(plan.layers.map((p, i) => [p.layer.name, sums[i]! / count])),
-      seconds: (Date.now() - t0) / 1000,
-    };
-    history.push(rec);
-    opts.log?.({ kind: 'epoch', ...rec });
-  }
-  return { values: store.toTensors(names), history, store, optimizer: opt };
+  return {
+    values: store.toTensors(names),
+    history: out.history,
+    store,
+    optimizer: opt,
+    compute: out.compute,
+  };
 }
 
 /**
@@ -278,13 +318,122 @@ export interface LabelAugConfig extends DenoiseTrainConfig {
 }
 
 /**
+ * The backbone phase of label-augmented training: the task loss (plus λ Σ denoising,
+ * with the forward through the fused weights W'(W)) trains the backbone; the denoisers
+ * are fed, frozen. The control (`denoisers` null) is the same phase without denoisers:
+ * the task loss alone on the plain weights, with the same batches, draws and schedule.
+ */
+function backbonePhase(o: {
+  def: ModelDef;
+  /** The backbone's training graph, before and after `build()`. */
+  tg: BackboneGraph;
+  built: BuiltModel;
+  backbone: ParamStore;
+  data: ImageDataset;
+  cfg: LabelAugConfig;
+  lr: LrSchedule;
+  augment?: (x: Float32Array, n: number, rng: Rng) => Float32Array;
+  preprocess?: Preprocess;
+  denoisers: { store: ParamStore; plan: ConversionPlan } | null;
+}): Phase {
+  const { def, cfg, tg, built } = o;
+  const bNames = built.params;
+  const bShapes = new Map(bNames.map((n) => [n, o.backbone.get(n).shape]));
+  const task = cfg.task ?? 'classification';
+  const dNames = o.denoisers ? denoiserParamNames(o.denoisers.plan) : [];
+  const graph = (epoch: number): GraphSpec => {
+    const b = surgeryBuilder(built.model);
+    let denoise: { total: ReturnType<typeof addDenoiseLosses>['total']; names: string[] } | null =
+      null;
+    if (o.denoisers) {
+      const dv = addDenoiserParams(b, o.denoisers.plan, o.denoisers.store.toTensors(dNames));
+      useFusedWeights(b, o.denoisers.plan, dv);
+      const { total, perLayer } = addDenoiseLosses(
+        b,
+        o.denoisers.plan,
+        dv,
+        noiseSeed(cfg.seed, epoch, 3),
+      );
+      denoise = { total, names: perLayer.map((v) => v.name) };
+    }
+    const taskLoss = addTaskLoss(b, b.value(tg.logits.name), b.value(tg.preNeckFeature.name), {
+      task,
+      numClasses: def.numClasses,
+      tripletMargin: cfg.tripletMargin,
+    });
+    b.output(
+      denoise ? b.add(taskLoss, b.mul(denoise.total, b.scalar(cfg.denoiseWeight))) : taskLoss,
+      'loss',
+    );
+    return {
+      model: finishSurgery(built.model, b),
+      loss: 'loss',
+      trainable: bNames,
+      fed: [...built.buffers, ...dNames],
+      bufferUpdates: new Map([...tg.ctx.bufferUpdates].map(([k, v]) => [k, v.name])),
+      extraOutputs: denoise?.names ?? [],
+    };
+  };
+  const d = o.denoisers?.store;
+  return {
+    name: 'backbone',
+    updates: ['backbone'],
+    objective: graphObjective({
+      // With denoisers the graph bakes in their values and a per-epoch noise seed.
+      graph: o.denoisers ? graph : graph(0),
+      feeds: taskFeeds({
+        data: o.data,
+        task,
+        numClasses: def.numClasses,
+        inputShape: [o.data.channels, o.data.height, o.data.width],
+        labelSmoothing: cfg.labelSmoothing,
+        augment: o.augment,
+        preprocess: o.preprocess,
+        dropout: tg.ctx,
+      }),
+      threads: cfg.threads,
+      resumableMidEpoch: !o.denoisers,
+    }),
+    params: { get: (n: string) => (d?.has(n) ? d.get(n) : o.backbone.get(n)) },
+    optimizer: new AdamW(o.backbone, defaultDecayGroups(bNames, cfg.weightDecay ?? 0.05, bShapes)),
+    lr: o.lr,
+    batches: taskBatches(o.data, task, cfg.batchSize, cfg.pkP),
+    streams: sharedDrawStreams(cfg.seed, (e) => `backbone-epoch-${e}`),
+  };
+}
+
+/** The plan of the training graph: the same layers at the same timesteps as `plan`. */
+function trainingPlan(tg: BackboneGraph, plan: ConversionPlan, filter: string): ConversionPlan {
+  const trainPlan = planConversion(tg.b.graph, {
+    filter,
+    timesteps: plan.timestepMode,
+    schedule: {
+      timesteps: plan.schedule.timesteps,
+      betaStart: plan.schedule.betaStart,
+      betaEnd: plan.schedule.betaEnd,
+    },
+  });
+  const key = (q: ConversionPlan) => q.layers.map((p) => `${p.layer.name}@${p.t}`).join();
+  if (key(trainPlan) !== key(plan))
+    throw new ModelError('the training graph selects different layers than the evaluation graph');
+  return trainPlan;
+}
+
+/**
  * Label-augmented DenoiseRep: alternate every `phaseEpochs` epochs between
  * phase A (denoisers train, backbone frozen; loss = task + λ Σ denoising, where the task
  * loss reaches no trainable weight and so only λ Σ denoising is differentiated) and
  * phase B (denoisers frozen, backbone trains with the forward through the fused weights
- * W'(W), loss = task + λ Σ denoising). Starts with phase A. Classification task.
+ * W'(W), loss = task + λ Σ denoising). Starts with phase A. A two-phase configuration of
+ * `runTraining`.
+ *
+ * With `control: true` it trains the arm's compute-matched control instead: the same
+ * epochs, the same backbone steps on the same batches in the same order with the same
+ * augmentation and dropout draws and the same learning rate at each step, but no
+ * denoisers and no denoising loss (phase A epochs train nothing). The two runs' `compute`
+ * records are then equal in backbone steps, learning rates and `backboneTrace`.
  * @param opts.def - the backbone architecture (a training graph is built from it)
- * @param opts.backbone - current backbone parameter and buffer values
+ * @param opts.backbone - current backbone parameter and buffer values (trained in place)
  */
 export async function trainLabelAugmented(opts: {
   def: ModelDef;
@@ -297,150 +446,71 @@ export async function trainLabelAugmented(opts: {
   preprocess?: Preprocess;
   augment?: (x: Float32Array, n: number, rng: Rng) => Float32Array;
   log?: (rec: TrainLog) => void;
-}): Promise<{ values: Map<string, Tensor>; backbone: ParamStore; history: EpochRecord[] }> {
+  /** Train the compute-matched control (no denoisers) instead of the arm. */
+  control?: boolean;
+}): Promise<{
+  values: Map<string, Tensor>;
+  backbone: ParamStore;
+  history: EpochRecord[];
+  compute: ComputeRecord;
+}> {
   const { def, config: cfg, plan } = opts;
   const names = denoiserParamNames(plan);
   const dStore = ParamStore.fromTensors(opts.init);
   const dShapes = new Map(names.map((n) => [n, dStore.get(n).shape]));
-  const dOpt = new AdamW(dStore, defaultDecayGroups(names, cfg.weightDecay ?? 0, dShapes));
-
-  // Phase B graph: the backbone's training graph with fused weights and the task loss.
+  // The backbone's training graph; the plan is read from it before it is built.
   const tg = buildBackbone(def, 'train', cfg.seed);
-  const trainPlan = planConversion(tg.b.graph, {
-    filter: opts.filter,
-    timesteps: plan.timestepMode,
-    schedule: {
-      timesteps: plan.schedule.timesteps,
-      betaStart: plan.schedule.betaStart,
-      betaEnd: plan.schedule.betaEnd,
-    },
-  });
-  const same =
-    trainPlan.layers.map((p) => `${p.layer.name}@${p.t}`).join() ===
-    plan.layers.map((p) => `${p.layer.name}@${p.t}`).join();
-  if (!same)
-    throw new ModelError('the training graph selects different layers than the evaluation graph');
+  const trainPlan = trainingPlan(tg, plan, opts.filter);
   const built = tg.b.build();
-  const bNames = built.params;
-  const bShapes = new Map(bNames.map((n) => [n, opts.backbone.get(n).shape]));
-  const bOpt = new AdamW(
-    opts.backbone,
-    defaultDecayGroups(bNames, cfg.weightDecay ?? 0.05, bShapes),
-  );
   const evalModel = buildBackbone(def, 'eval', cfg.seed).b.build().model;
-
+  const stored = [...built.params, ...built.buffers];
   const stepsPerEpoch = Math.ceil(opts.data.size / cfg.batchSize);
-  const aEpochs = Array.from(
-    { length: cfg.epochs },
-    (_, e) => Math.floor(e / cfg.phaseEpochs) % 2 === 0,
-  ).filter(Boolean).length;
+  const isA = (e: number) => Math.floor(e / cfg.phaseEpochs) % 2 === 0;
+  const aEpochs = Array.from({ length: cfg.epochs }, (_, e) => isA(e)).filter(Boolean).length;
   const bEpochs = cfg.epochs - aEpochs;
-  const lrB = cosineWithWarmup({
-    baseLr: cfg.backboneLr ?? cfg.lr,
-    minLr: 0,
-    warmupSteps: 0,
-    totalSteps: Math.max(1, bEpochs * stepsPerEpoch),
+  const phaseA = labelFreePhase({
+    name: 'denoisers',
+    model: () => withValues(evalModel, opts.backbone, stored),
+    input: evalModel.graph.inputs[0],
+    plan,
+    store: dStore,
+    optimizer: new AdamW(dStore, defaultDecayGroups(names, cfg.weightDecay ?? 0, dShapes)),
+    lr: labelFreeLr(cfg, Math.max(1, aEpochs * stepsPerEpoch)),
+    data: opts.data,
+    batchSize: cfg.batchSize,
+    seed: cfg.seed,
+    weight: cfg.denoiseWeight,
+    preprocess: opts.preprocess,
+    threads: cfg.threads,
   });
-  const history: EpochRecord[] = [];
-  let kA = 0;
-  let kB = 0;
-  for (let e = 0; e < cfg.epochs; e++) {
-    const phaseA = Math.floor(e / cfg.phaseEpochs) % 2 === 0;
-    if (phaseA) {
-      const current = withValues(evalModel, opts.backbone, [...bNames, ...built.buffers]);
-      const r = await trainLabelFree({
-        model: current,
-        plan,
-        init: opts.init,
-        data: opts.data,
-        preprocess: opts.preprocess,
-        config: { ...cfg, epochs: 1 },
-        lossWeight: cfg.denoiseWeight,
-        log: opts.log,
-        store: dStore,
-        optimizer: dOpt,
-        phase: 'denoisers',
-        epochOffset: e,
-        totalSteps: Math.max(1, aEpochs * stepsPerEpoch),
-        stepOffset: kA,
-      });
-      kA += stepsPerEpoch;
-      history.push(...r.history);
-      continue;
-    }
-    const t0 = Date.now();
-    const b = surgeryBuilder(built.model);
-    const dv = addDenoiserParams(b, trainPlan, dStore.toTensors(names));
-    useFusedWeights(b, trainPlan, dv);
-    const { total, perLayer } = addDenoiseLosses(b, trainPlan, dv, noiseSeed(cfg.seed, e, 3));
-    let { loss: task } = crossEntropy(b, b.value(tg.logits.name), def.numClasses);
-    if (cfg.task === 'reid') {
-      const { loss: tri } = tripletBatchHard(
-        b,
-        b.value(tg.preNeckFeature.name),
-        cfg.tripletMargin ?? 0.3,
-      );
-      task = b.add(task, tri);
-    }
-    b.output(b.add(task, b.mul(total, b.scalar(cfg.denoiseWeight))), 'loss');
-    const model = finishSurgery(built.model, b);
-    const step = await TrainStep.create({
-      model,
-      loss: 'loss',
-      trainable: bNames,
-      fed: [...built.buffers, ...names],
-      bufferUpdates: new Map([...tg.ctx.bufferUpdates].map(([k, v]) => [k, v.name])),
-      extraOutputs: perLayer.map((v) => v.name),
-      session: { threads: cfg.threads },
-    });
-    const both = { get: (n: string) => (dStore.has(n) ? dStore.get(n) : opts.backbone.get(n)) };
-    const rng = new Rng(cfg.seed).fork(`backbone-epoch-${e}`);
-    let lossSum = 0;
-    let count = 0;
-    const sums = new Float64Array(plan.layers.length);
-    const P = cfg.pkP ?? 16;
-    const order =
-      cfg.task === 'reid'
-        ? pkBatches(
-            opts.data.labels,
-            P,
-            Math.max(1, Math.floor(cfg.batchSize / P)),
-            rng.fork('order'),
-          )
-        : epochBatches(opts.data.size, cfg.batchSize, rng.fork('order'));
-    for (const idx of order) {
-      const { feeds, y } = batchFeeds(opts.data, idx, undefined);
-      if (cfg.task === 'reid')
-        feeds[SAME_ID_NAME] = float32([idx.length, idx.length], sameIdMask(y));
-      let x = feeds[INPUT_NAME]!.data as Float32Array;
-      if (opts.augment) x = opts.augment(x, idx.length, rng);
-      if (opts.preprocess) x = opts.preprocess(x, idx.length);
-      feeds[INPUT_NAME] = float32(feeds[INPUT_NAME]!.dims, x);
-      feeds[TARGET_NAME] = float32(
-        [idx.length, def.numClasses],
-        oneHot(y, def.numClasses, cfg.labelSmoothing ?? 0),
-      );
-      Object.assign(feeds, dropoutFeeds(tg.ctx, idx.length, rng));
-      const r = await step.run(feeds, both);
-      const lr = lrB(kB++);
-      bOpt.step(r.grads, lr);
-      lossSum += r.loss * idx.length;
-      perLayer.forEach((v, i) => {
-        sums[i]! += Number(r.extras[v.name]!.data[0]) * idx.length;
-      });
-      count += idx.length;
-      opts.log?.({ kind: 'step', phase: 'backbone', epoch: e, step: kB, loss: r.loss, lr });
-    }
-    await step.release();
-    const rec: EpochRecord = {
-      epoch: e,
-      phase: 'backbone',
-      loss: lossSum / count,
-      layers: Object.fromEntries(plan.layers.map((p, i) => [p.layer.name, sums[i]! / count])),
-      seconds: (Date.now() - t0) / 1000,
-    };
-    history.push(rec);
-    opts.log?.({ kind: 'epoch', ...rec });
-  }
-  return { values: dStore.toTensors(names), backbone: opts.backbone, history };
+  const phaseB = backbonePhase({
+    def,
+    tg,
+    built,
+    backbone: opts.backbone,
+    data: opts.data,
+    cfg,
+    lr: cosineWithWarmup({
+      baseLr: cfg.backboneLr ?? cfg.lr,
+      minLr: 0,
+      warmupSteps: 0,
+      totalSteps: Math.max(1, bEpochs * stepsPerEpoch),
+    }),
+    augment: opts.augment,
+    preprocess: opts.preprocess,
+    denoisers: opts.control ? null : { store: dStore, plan: trainPlan },
+  });
+  const out = await runTraining<EpochRecord>({
+    epochs: cfg.epochs,
+    phases: [phaseA, phaseB],
+    phaseOf: (e) => (isA(e) ? (opts.control ? null : 0) : 1),
+    log: opts.log,
+    epochRecord: (s) => denoiseRecord(s, plan),
+  });
+  return {
+    values: dStore.toTensors(names),
+    backbone: opts.backbone,
+    history: out.history,
+    compute: out.compute,
+  };
 }

@@ -41,11 +41,47 @@ export class DataError extends DenoiseRepError {
   }
 }
 
+/**
+ * A non-finite value (NaN or ±Inf) where training or a file needs finite numbers: a loss,
+ * a gradient, a parameter after an update, or a tensor about to be written. `tensor`
+ * names the parameter or tensor that went bad; `step` is the optimiser step (1-based, the
+ * step that produced the value) when it came from training.
+ */
+export class NonFiniteError extends DataError {
+  constructor(
+    message: string,
+    readonly detail: {
+      what: 'loss' | 'gradient' | 'parameter' | 'tensor';
+      tensor?: string;
+      step?: number;
+      epoch?: number;
+      phase?: string;
+    },
+  ) {
+    super(message);
+    this.name = 'NonFiniteError';
+  }
+}
+
 /** An invalid option, flag or argument. */
 export class UsageError extends DenoiseRepError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('usage', message, options);
     this.name = 'UsageError';
+  }
+}
+
+/**
+ * A resume refused because hyper-parameters differ from the checkpoint's; `changed` names
+ * each one with its recorded and its new value.
+ */
+export class ResumeMismatchError extends UsageError {
+  constructor(
+    message: string,
+    readonly changed: { key: string; was: unknown; now: unknown }[],
+  ) {
+    super(message);
+    this.name = 'ResumeMismatchError';
   }
 }
 

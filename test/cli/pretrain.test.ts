@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/index.js';
+import { loadCheckpoint } from '../../src/train/checkpoint.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(repo, 'src', 'cli', 'index.ts');
@@ -110,19 +111,25 @@ describe('CLI pretrain and eval', () => {
     assert.ok(rb.rank1 > 0.5 && rb.rank1 <= 1);
   });
 
-  test('--resume continues from the checkpoint of the run', async () => {
-    const r = await runHere(
-      'pretrain',
-      ...train,
-      '--epochs',
-      '3',
-      ...common,
-      '--out',
-      join(cwd, 'mlp'),
-      '--resume',
-      '--eval-every',
-      '0',
-    );
+  test('--resume refuses changed settings, naming the flags; --override extends the run', async () => {
+    const resume = (...extra: string[]) =>
+      runHere(
+        'pretrain',
+        ...train,
+        '--epochs',
+        '3',
+        ...common,
+        '--out',
+        join(cwd, 'mlp'),
+        '--resume',
+        '--eval-every',
+        '0',
+        ...extra,
+      );
+    const refused = await resume('--lr', '1e-3');
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /--epochs 2 -> 3, --lr 0\.003 -> 0\.001; pass --override/);
+    const r = await resume('--override');
     assert.equal(r.code, 0, r.err);
     const res = JSON.parse(r.out) as { epochs: number; final: { epoch: number } };
     assert.equal(res.epochs, 3);
@@ -130,6 +137,50 @@ describe('CLI pretrain and eval', () => {
     const state = JSON.parse(readFileSync(join(cwd, 'mlp', 'checkpoint', 'state.json'), 'utf8'));
     assert.equal(state.epoch, 2);
     assert.equal(state.globalStep, 3 * 79);
+    // The log holds each step once, in order, across the resume.
+    const steps = readFileSync(join(cwd, 'mlp', 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; step: number })
+      .filter((l) => l.kind === 'step')
+      .map((l) => l.step);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: 3 * 79 }, (_, i) => i + 1),
+    );
+  });
+
+  test('pretrain --lr 1e6 stops at the first non-finite loss, exit 2, naming step and parameter', async () => {
+    const r = await runHere(
+      'pretrain',
+      ...train,
+      '--epochs',
+      '1',
+      '--lr',
+      '1e6',
+      '--warmup-epochs',
+      '0',
+      '--checkpoint-every',
+      '1',
+      '--json',
+      '--out',
+      join(cwd, 'diverged'),
+    );
+    assert.equal(r.code, 2, r.err);
+    const m =
+      /training stopped at step (\d+) \(epoch 0, phase backbone\): .*'([\w.]+)'.*the last checkpoint \(step (\d+)\) is kept/.exec(
+        r.err,
+      );
+    assert.ok(m, r.err);
+    assert.equal(Number(m[3]), Number(m[1]) - 1);
+    const state = JSON.parse(
+      readFileSync(join(cwd, 'diverged', 'checkpoint', 'state.json'), 'utf8'),
+    ) as { globalStep: number };
+    assert.equal(state.globalStep, Number(m[3]));
+    // The kept checkpoint reads back (sizes and hashes match) and holds finite weights.
+    const ck = loadCheckpoint(join(cwd, 'diverged'));
+    for (const [name, t] of ck.tensors)
+      assert.ok((t.data as Float32Array).every(Number.isFinite), name);
   });
 
   test('--init starts a new schedule from the weights of a trained run', async () => {
