@@ -17,7 +17,7 @@ import {
 } from '../train/objective.js';
 import { AdamW, defaultDecayGroups } from '../train/optim.js';
 import { ParamStore } from '../models/params.js';
-import { runTraining, type EpochSummary, type Phase } from '../train/run.js';
+import { runTraining, type EpochSummary, type Phase, type StepInfo } from '../train/run.js';
 import { Rng } from '../util/rng.js';
 import { cosineWithWarmup, type LrSchedule } from '../train/schedule.js';
 import { orderStreams, sharedDrawStreams } from '../train/streams.js';
@@ -446,6 +446,8 @@ export async function trainLabelAugmented(opts: {
   preprocess?: Preprocess;
   augment?: (x: Float32Array, n: number, rng: Rng) => Float32Array;
   log?: (rec: TrainLog) => void;
+  /** Every optimiser step (phase, learning rate, batch, feeds) as the loop reports it. */
+  onStep?: (s: StepInfo) => void;
   /** Train the compute-matched control (no denoisers) instead of the arm. */
   control?: boolean;
 }): Promise<{
@@ -505,6 +507,7 @@ export async function trainLabelAugmented(opts: {
     phases: [phaseA, phaseB],
     phaseOf: (e) => (isA(e) ? (opts.control ? null : 0) : 1),
     log: opts.log,
+    onStep: opts.onStep,
     epochRecord: (s) => denoiseRecord(s, plan),
   });
   return {

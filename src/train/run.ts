@@ -10,8 +10,15 @@
  * rest in one place: batches, feeds, stepping, non-finite checks, logging, the compute
  * record, checkpoints and resume.
  */
-import { appendFileSync, existsSync, readFileSync, statSync, truncateSync } from 'node:fs';
-import { resolve } from 'node:path';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+} from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { NonFiniteError, ResumeMismatchError, UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Tensor } from '../onnx/tensor.js';
@@ -276,6 +283,7 @@ class Loop<R extends object> {
   async start(): Promise<void> {
     const r = this.run.resume;
     const logFile = this.run.logFile;
+    if (logFile) mkdirSync(dirname(logFile), { recursive: true });
     if (!r) {
       // A new run starts its own log (an abandoned run's lines would interleave with it).
       if (logFile && existsSync(logFile)) truncateSync(logFile, 0);

@@ -1,5 +1,6 @@
 // Label-augmented DenoiseRep: phase A trains only the denoisers, phase B only the
-// backbone (through the fused weights); the result fuses exactly.
+// backbone (through the fused weights); the result fuses exactly; its control is
+// compute-matched.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ImageDataset } from '../../src/data/dataset.js';
@@ -11,6 +12,7 @@ import { buildBackbone, getPreset } from '../../src/models/registry.js';
 import { float32 } from '../../src/onnx/tensor.js';
 import { evalModelWith } from '../../src/train/loop.js';
 import { ParamStore } from '../../src/models/params.js';
+import type { StepInfo } from '../../src/train/run.js';
 import { Rng } from '../../src/util/rng.js';
 
 function data(n: number): ImageDataset {
@@ -107,13 +109,14 @@ describe('label-augmented DenoiseRep for ReID', () => {
       ...built.buffers,
     ]);
     const plan = planConversion(built.model.graph, { filter: 'mlp' });
-    const losses: number[] = [];
+    const steps: StepInfo[] = [];
+    const train = data(48);
     const res = await trainLabelAugmented({
       def,
       backbone,
       plan,
       init: initDenoisers(plan, 2),
-      data: data(48),
+      data: train,
       filter: 'mlp',
       config: {
         epochs: 2,
@@ -127,12 +130,25 @@ describe('label-augmented DenoiseRep for ReID', () => {
         seed: 1,
         threads: 1,
       },
-      log: (r) => {
-        if (r.kind === 'step' && r.phase === 'backbone') losses.push(Number(r.loss));
-      },
+      onStep: (s) => steps.push(s),
     });
-    // PK batches of 3 identities x 4 images; every backbone step has a finite loss.
-    assert.ok(losses.length > 0 && losses.every(Number.isFinite));
+    // Phase B runs on PK batches: 3 identities x 4 images each, identity-major, and feeds
+    // the same-identity mask of the triplet loss; phase A on plain shuffled batches.
+    const b = steps.filter((s) => s.phase === 'backbone');
+    assert.equal(b.length, 4); // 16 images per identity: 4 chunks of 4, 3 per batch
+    for (const s of b) {
+      const ids = [...s.batch].map((i) => train.labels[i]!);
+      assert.deepEqual(new Set(ids).size, 3);
+      for (let p = 0; p < 3; p++)
+        assert.ok(ids.slice(4 * p, 4 * p + 4).every((y) => y === ids[4 * p]));
+      const mask = s.feeds.same_id!.data as Float32Array;
+      assert.equal(
+        mask.reduce((a, v) => a + v, 0),
+        3 * 16,
+      );
+      assert.ok(Number.isFinite(s.loss));
+    }
+    assert.ok(steps.filter((s) => s.phase === 'denoisers').every((s) => s.batch.length === 12));
     const base = evalModelWith(def, res.backbone);
     const fused = fuseModel(base, plan, res.values);
     const x = float32([4, 1, 8, 8], new Rng(6).fillUniform(new Float32Array(256), 0, 1));
@@ -146,5 +162,92 @@ describe('label-augmented DenoiseRep for ReID', () => {
       threads: 1,
     });
     assert.ok(rep.ok, rep.failures.join('; '));
+  });
+});
+
+describe('the compute-matched control of label-augmented DenoiseRep', () => {
+  test('same backbone steps, learning rates, batches, augmentation and dropout draws', async () => {
+    const def = getPreset('vit-micro', { numClasses: 3, dropout: 0.1 });
+    const built = buildBackbone(def, 'eval', 0).b.build();
+    const base = ParamStore.fromInitializers(built.model.graph.initializers, [
+      ...built.params,
+      ...built.buffers,
+    ]);
+    const plan = planConversion(built.model.graph, { filter: 'mlp' });
+    const cfg = {
+      epochs: 4,
+      phaseEpochs: 1,
+      denoiseWeight: 0.1,
+      batchSize: 16,
+      lr: 1e-2,
+      backboneLr: 1e-3,
+      labelSmoothing: 0.1,
+      seed: 2,
+      threads: 1,
+    };
+    // An augmentation that draws from its stream: the draws must match too.
+    const augment = (x: Float32Array, n: number, rng: Rng) =>
+      x.map((v) => (rng.uniform() < 0.1 ? 1 - v : v));
+    const train = async (control: boolean, seed = cfg.seed) => {
+      const steps: StepInfo[] = [];
+      const res = await trainLabelAugmented({
+        def,
+        backbone: base.clone(),
+        plan,
+        init: initDenoisers(plan, 1),
+        data: data(48),
+        filter: 'mlp',
+        config: { ...cfg, seed },
+        augment,
+        control,
+        onStep: (s) => steps.push(s),
+      });
+      return { res, backbone: steps.filter((s) => s.updates.includes('backbone')) };
+    };
+    const arm = await train(false);
+    const ctl = await train(true);
+    // 48 images in batches of 16: 3 steps per epoch; epochs 1 and 3 train the backbone.
+    assert.equal(arm.res.compute.backboneSteps, 6);
+    assert.equal(ctl.res.compute.backboneSteps, 6);
+    assert.equal(arm.res.compute.denoiserSteps, 6);
+    assert.equal(ctl.res.compute.denoiserSteps, 0);
+    assert.deepEqual(
+      ctl.res.history.map((h) => [h.epoch, h.phase]),
+      [
+        [1, 'backbone'],
+        [3, 'backbone'],
+      ],
+    );
+    assert.deepEqual(
+      ctl.backbone.map((s) => [s.epoch, s.step, s.lr]),
+      arm.backbone.map((s) => [s.epoch, s.step, s.lr]),
+    );
+    assert.deepEqual(
+      ctl.backbone.map((s) => [...s.batch]),
+      arm.backbone.map((s) => [...s.batch]),
+    );
+    // Every data feed (augmented images, targets, dropout masks) is the same tensor.
+    ctl.backbone.forEach((s, k) => {
+      const a = arm.backbone[k]!.feeds;
+      assert.deepEqual(Object.keys(s.feeds).sort(), Object.keys(a).sort());
+      assert.ok(Object.keys(a).some((n) => n.startsWith('mask::')));
+      for (const n of Object.keys(a)) assert.deepEqual(s.feeds[n]!.data, a[n]!.data, n);
+    });
+    // The compute records agree in everything but the denoiser steps.
+    assert.deepEqual({ ...ctl.res.compute, denoiserSteps: 6 }, arm.res.compute);
+    const { backboneTrace } = ctl.res.compute;
+    // They differ in the denoisers alone, which change where the backbone ends.
+    assert.ok(
+      built.params.some((n) =>
+        ctl.res.backbone.get(n).data.some((v, i) => v !== arm.res.backbone.get(n).data[i]),
+      ),
+    );
+    // The trace tells an unmatched run apart: another seed orders and draws differently.
+    const other = await train(true, 3);
+    assert.notEqual(other.res.compute.backboneTrace, backboneTrace);
+    assert.notDeepEqual(
+      other.backbone.map((s) => [...s.batch]),
+      arm.backbone.map((s) => [...s.batch]),
+    );
   });
 });
