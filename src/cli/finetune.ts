@@ -3,16 +3,18 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { writeDenoisers } from '../denoise/denoiser-file.js';
 import { fuseModel } from '../denoise/fuse.js';
-import { initDenoisers, planConversion } from '../denoise/plan.js';
+import { type ConversionPlan, initDenoisers, planConversion } from '../denoise/plan.js';
 import type { TimestepMode } from '../denoise/schedule.js';
-import { trainLabelAugmented } from '../denoise/train.js';
+import { type LabelAugConfig, trainLabelAugmented } from '../denoise/train.js';
 import { verifyFusion } from '../denoise/verify.js';
 import { DataError, UsageError } from '../util/errors.js';
 import { evaluateModel } from '../eval/evaluate.js';
 import { getPreset } from '../models/registry.js';
-import { INPUT_NAME } from '../models/types.js';
+import { INPUT_NAME, type ModelDef } from '../models/types.js';
+import type { ImageDataset } from '../data/dataset.js';
+import type { Model } from '../onnx/ir.js';
 import { writeModel } from '../onnx/serialize.js';
-import { float32 } from '../onnx/tensor.js';
+import { float32, type Tensor } from '../onnx/tensor.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { evalModelWith } from '../train/loop.js';
 import { ParamStore } from '../models/params.js';
@@ -36,7 +38,54 @@ interface FinetuneOptions {
   threads: number;
 }
 
-/** `denoiserep finetune`: label-augmented DenoiseRep on a pretrained checkpoint. */
+/** The label-augmented configuration of the flags. */
+function finetuneConfig(o: FinetuneOptions, task: 'classification' | 'reid'): LabelAugConfig {
+  return {
+    epochs: o.epochs,
+    phaseEpochs: o.phaseEpochs,
+    denoiseWeight: o.denoiseWeight,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    backboneLr: o.backboneLr,
+    labelSmoothing: 0.1,
+    task,
+    seed: o.seed,
+    threads: o.threads,
+  };
+}
+
+/** Fuses the denoisers and verifies the fused model against the unfused one on test images. */
+async function fuseVerified(
+  def: ModelDef,
+  unfused: Model,
+  plan: ConversionPlan,
+  values: Map<string, Tensor>,
+  test: ImageDataset,
+  threads: number,
+): Promise<Model> {
+  const fused = fuseModel(unfused, plan, values);
+  const n = Math.min(64, test.size);
+  const x = float32(
+    [n, ...def.inputShape],
+    test.images.slice(0, n * def.inputShape.reduce((a, b) => a * b, 1)),
+  );
+  const v = await verifyFusion({
+    original: unfused,
+    fused,
+    plan,
+    denoisers: values,
+    inputs: { [INPUT_NAME]: x },
+    threads,
+    latencyBatches: [],
+  });
+  if (!v.ok) throw new DataError(`fused model failed verification: ${v.failures.join('; ')}`);
+  return fused;
+}
+
+/**
+ * `denoiserep finetune`: label-augmented DenoiseRep on a pretrained checkpoint. (Long
+ * only by its list of options.)
+ */
 export function finetuneCommand(program: Command): void {
   withCommon(
     program
@@ -103,18 +152,7 @@ export function finetuneCommand(program: Command): void {
       init: initDenoisers(plan, o.seed),
       data: train,
       filter: o.layers,
-      config: {
-        epochs: o.epochs,
-        phaseEpochs: o.phaseEpochs,
-        denoiseWeight: o.denoiseWeight,
-        batchSize: o.batchSize,
-        lr: o.lr,
-        backboneLr: o.backboneLr,
-        labelSmoothing: 0.1,
-        task,
-        seed: o.seed,
-        threads: o.threads,
-      },
+      config: finetuneConfig(o, task),
       log: (r) => {
         if (r.kind === 'epoch' && !o.json)
           process.stderr.write(
@@ -123,21 +161,7 @@ export function finetuneCommand(program: Command): void {
       },
     });
     const unfused = evalModelWith(def, res.backbone);
-    const fused = fuseModel(unfused, plan, res.values);
-    const x = float32(
-      [Math.min(64, test.size), ...def.inputShape],
-      test.images.slice(0, Math.min(64, test.size) * def.inputShape.reduce((a, b) => a * b, 1)),
-    );
-    const v = await verifyFusion({
-      original: unfused,
-      fused,
-      plan,
-      denoisers: res.values,
-      inputs: { [INPUT_NAME]: x },
-      threads: o.threads,
-      latencyBatches: [],
-    });
-    if (!v.ok) throw new DataError(`fused model failed verification: ${v.failures.join('; ')}`);
+    const fused = await fuseVerified(def, unfused, plan, res.values, test, o.threads);
     const after = await evaluateModel(fused, test, { threads: o.threads });
     mkdirSync(o.out, { recursive: true });
     writeModel(join(o.out, 'fused.onnx'), fused);

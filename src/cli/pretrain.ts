@@ -9,7 +9,7 @@ import type { ModelDef } from '../models/types.js';
 import { expectedWeights, exportOnnx } from '../models/weights.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { ParamStore } from '../models/params.js';
-import { trainSupervised } from '../train/loop.js';
+import { type SupervisedConfig, trainSupervised } from '../train/loop.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
 import { type Progress, startProgress } from './progress.js';
 
@@ -90,6 +90,38 @@ function initialStore(path: string, preset: string, def: ModelDef): ParamStore {
   return ParamStore.fromTensors(c.tensors);
 }
 
+/** The training configuration of the flags, checked. */
+function pretrainConfig(o: PretrainOptions): SupervisedConfig {
+  if (o.optimizer !== 'adamw' && o.optimizer !== 'sgd')
+    throw new UsageError(`--optimizer must be adamw or sgd, got '${o.optimizer}'`);
+  if (o.task !== 'classification' && o.task !== 'reid')
+    throw new UsageError(`--task must be classification or reid, got '${o.task}'`);
+  if (!(o.randomErasing >= 0 && o.randomErasing <= 1))
+    throw new UsageError(`--random-erasing must be in [0, 1], got ${o.randomErasing}`);
+  if (o.clipNorm !== undefined && !(o.clipNorm > 0))
+    throw new UsageError(`--clip-norm must be > 0, got ${o.clipNorm}`);
+  return {
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    minLr: o.minLr,
+    weightDecay: o.weightDecay,
+    optimizer: o.optimizer,
+    labelSmoothing: o.labelSmoothing,
+    warmupEpochs: o.warmupEpochs,
+    augment: {
+      ...(o.augment ? { cropPad: 2, flip: true } : {}),
+      erasing: o.randomErasing,
+    },
+    clipNorm: o.clipNorm,
+    task: o.task,
+    tripletWeight: o.tripletWeight,
+    evalEvery: o.evalEvery,
+    seed: o.seed,
+    threads: o.threads,
+  };
+}
+
 /** The flag of each hyper-parameter a resume compares. */
 const HYPER_FLAGS: Record<string, string> = {
   epochs: '--epochs',
@@ -118,7 +150,10 @@ function inFlags(err: ResumeMismatchError): UsageError {
   );
 }
 
-/** `denoiserep pretrain`: supervised training of a backbone preset. */
+/**
+ * `denoiserep pretrain`: supervised training of a backbone preset. (Long only by its
+ * list of options; the action is short.)
+ */
 export function pretrainCommand(program: Command): void {
   withCommon(
     program
@@ -192,14 +227,7 @@ export function pretrainCommand(program: Command): void {
         'start from the weights of a checkpoint (or pretrain output folder) of the same preset, with a fresh schedule and optimiser (fine-tuning)',
       ),
   ).action(async (o: PretrainOptions) => {
-    if (o.optimizer !== 'adamw' && o.optimizer !== 'sgd')
-      throw new UsageError(`--optimizer must be adamw or sgd, got '${o.optimizer}'`);
-    if (o.task !== 'classification' && o.task !== 'reid')
-      throw new UsageError(`--task must be classification or reid, got '${o.task}'`);
-    if (!(o.randomErasing >= 0 && o.randomErasing <= 1))
-      throw new UsageError(`--random-erasing must be in [0, 1], got ${o.randomErasing}`);
-    if (o.clipNorm !== undefined && !(o.clipNorm > 0))
-      throw new UsageError(`--clip-norm must be > 0, got ${o.clipNorm}`);
+    const config = pretrainConfig(o);
     const def = getPreset(o.model, { bnneck: o.task === 'reid' });
     const init = o.init === undefined ? undefined : initialStore(o.init, o.model, def);
     if (init && o.resume !== false) throw new UsageError('--init and --resume exclude each other');
@@ -217,26 +245,7 @@ export function pretrainCommand(program: Command): void {
       override: o.override,
       checkpointEvery: o.checkpointEvery,
       init,
-      config: {
-        epochs: o.epochs,
-        batchSize: o.batchSize,
-        lr: o.lr,
-        minLr: o.minLr,
-        weightDecay: o.weightDecay,
-        optimizer: o.optimizer,
-        labelSmoothing: o.labelSmoothing,
-        warmupEpochs: o.warmupEpochs,
-        augment: {
-          ...(o.augment ? { cropPad: 2, flip: true } : {}),
-          erasing: o.randomErasing,
-        },
-        clipNorm: o.clipNorm,
-        task: o.task,
-        tripletWeight: o.tripletWeight,
-        evalEvery: o.evalEvery,
-        seed: o.seed,
-        threads: o.threads,
-      },
+      config,
       onStep: (k, total, loss, imagesPerSecond) => {
         bar ??= startProgress(`pretrain ${o.model}`, total, o.json);
         bar.update(k, { loss, 'img/s': imagesPerSecond.toFixed(0) });

@@ -4,13 +4,13 @@ import { type Model, producers } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import { epochBatches } from '../data/samplers.js';
 import type { ComputeRecord } from '../train/compute.js';
-import { graphObjective } from '../train/objective.js';
+import { type FeedsFn, graphObjective } from '../train/objective.js';
 import { AdamW, defaultDecayGroups } from '../train/optim.js';
 import { ParamStore } from '../models/params.js';
 import { Rng } from '../util/rng.js';
 import { runTraining } from '../train/run.js';
 import { cosineWithWarmup } from '../train/schedule.js';
-import { type EpochStreams, persistentStreams } from '../train/streams.js';
+import { persistentStreams } from '../train/streams.js';
 import { finishSurgery, surgeryBuilder } from './graph.js';
 import { coefficients, makeSchedule, type ScheduleOptions } from './schedule.js';
 
@@ -82,6 +82,52 @@ function paramValues(b: GraphBuilder, values: Map<string, Tensor>): (n: string) 
   };
 }
 
+/** The training graph of the feature denoiser: L1 + MSE of ε̂(√ᾱ f + √(1−ᾱ) ε, t) against ε. */
+function tildeTrainingGraph(dim: number, init: Map<string, Tensor>): Model {
+  const b = new GraphBuilder({ name: 'denoiserep-tilde-train' });
+  const f = b.input('feature', 'float32', ['N', dim]);
+  const eps = b.input('noise', 'float32', ['N', dim]);
+  const s1 = b.input('s1', 'float32', ['N', 1]);
+  const s2 = b.input('s2', 'float32', ['N', 1]);
+  const tIdx = b.input('t_index', 'int64', ['N']);
+  const p = paramValues(b, init);
+  const ft = b.add(b.mul(f, s1), b.mul(eps, s2));
+  const diff = b.sub(eps, predict(b, ft, b.gather(p(`${P}.time_embed`), tIdx, 0), p));
+  b.output(b.add(b.mean(b.abs(diff)), b.mean(b.mul(diff, diff))), 'loss');
+  return b.build().model;
+}
+
+/** Feeds of a batch of features: per sample its step t, then the batch's noise, from one stream. */
+function tildeFeeds(features: Float32Array, dim: number, cfg: TildeConfig): FeedsFn {
+  const schedule = makeSchedule(cfg.schedule);
+  const coeffs = Array.from({ length: cfg.steps }, (_, i) => coefficients(schedule, i + 1));
+  return (idx, streams) => {
+    const m = idx.length;
+    const rng = streams.noise;
+    const fb = new Float32Array(m * dim);
+    const nb = new Float32Array(m * dim);
+    const a = new Float32Array(m);
+    const c = new Float32Array(m);
+    const ti = new BigInt64Array(m);
+    for (let i = 0; i < m; i++) {
+      const src = idx[i]!;
+      fb.set(features.subarray(src * dim, src * dim + dim), i * dim);
+      const t = rng.int(cfg.steps);
+      ti[i] = BigInt(t);
+      a[i] = coeffs[t]!.s1;
+      c[i] = coeffs[t]!.s2;
+    }
+    rng.fillNormal(nb);
+    return {
+      feature: float32([m, dim], fb),
+      noise: float32([m, dim], nb),
+      s1: float32([m, 1], a),
+      s2: float32([m, 1], c),
+      t_index: { dtype: 'int64', dims: [m], data: ti },
+    };
+  };
+}
+
 /**
  * Trains the feature denoiser on precomputed features [n, dim] of the frozen backbone: a
  * one-phase configuration of `runTraining`. Each sample draws t uniformly in 1..steps and
@@ -100,52 +146,10 @@ export async function trainTilde(opts: {
 }): Promise<{ values: Map<string, Tensor>; losses: number[]; compute: ComputeRecord }> {
   const { dim, config: cfg } = opts;
   const n = opts.features.length / dim;
-  const schedule = makeSchedule(cfg.schedule);
-  const coeffs = Array.from({ length: cfg.steps }, (_, i) => coefficients(schedule, i + 1));
-  const b = new GraphBuilder({ name: 'denoiserep-tilde-train' });
-  const f = b.input('feature', 'float32', ['N', dim]);
-  const eps = b.input('noise', 'float32', ['N', dim]);
-  const s1 = b.input('s1', 'float32', ['N', 1]);
-  const s2 = b.input('s2', 'float32', ['N', 1]);
-  const tIdx = b.input('t_index', 'int64', ['N']);
   const init = initTilde(dim, cfg, opts.seed);
-  const p = paramValues(b, init);
-  const ft = b.add(b.mul(f, s1), b.mul(eps, s2));
-  const diff = b.sub(eps, predict(b, ft, b.gather(p(`${P}.time_embed`), tIdx, 0), p));
-  b.output(b.add(b.mean(b.abs(diff)), b.mean(b.mul(diff, diff))), 'loss');
-  const { model } = b.build();
+  const model = tildeTrainingGraph(dim, init);
   const names = [...init.keys()];
   const store = ParamStore.fromTensors(init);
-  const opt = new AdamW(
-    store,
-    defaultDecayGroups(names, 0, new Map(names.map((k) => [k, init.get(k)!.dims]))),
-  );
-  // Per sample: its step t, then the batch's noise, from the run's one stream.
-  const feeds = (idx: Int32Array, streams: EpochStreams): Record<string, Tensor> => {
-    const m = idx.length;
-    const rng = streams.noise;
-    const fb = new Float32Array(m * dim);
-    const nb = new Float32Array(m * dim);
-    const a = new Float32Array(m);
-    const c = new Float32Array(m);
-    const ti = new BigInt64Array(m);
-    for (let i = 0; i < m; i++) {
-      const src = idx[i]!;
-      fb.set(opts.features.subarray(src * dim, src * dim + dim), i * dim);
-      const t = rng.int(cfg.steps);
-      ti[i] = BigInt(t);
-      a[i] = coeffs[t]!.s1;
-      c[i] = coeffs[t]!.s2;
-    }
-    rng.fillNormal(nb);
-    return {
-      feature: float32([m, dim], fb),
-      noise: float32([m, dim], nb),
-      s1: float32([m, 1], a),
-      s2: float32([m, 1], c),
-      t_index: { dtype: 'int64', dims: [m], data: ti },
-    };
-  };
   const stepsPer = Math.ceil(n / opts.batchSize);
   const out = await runTraining({
     epochs: opts.epochs,
@@ -155,11 +159,14 @@ export async function trainTilde(opts: {
         updates: ['denoisers'],
         objective: graphObjective({
           graph: { model, loss: 'loss', trainable: names },
-          feeds,
+          feeds: tildeFeeds(opts.features, dim, cfg),
           threads: opts.threads,
         }),
         params: store,
-        optimizer: opt,
+        optimizer: new AdamW(
+          store,
+          defaultDecayGroups(names, 0, new Map(names.map((k) => [k, init.get(k)!.dims]))),
+        ),
         lr: cosineWithWarmup({
           baseLr: opts.lr,
           warmupSteps: Math.round(0.05 * opts.epochs * stepsPer),

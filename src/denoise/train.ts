@@ -402,6 +402,31 @@ function backbonePhase(o: {
   };
 }
 
+/**
+ * Which epochs are denoiser phases (A, first) and the two schedules: A's label-free cosine
+ * over all A steps, B's cosine from the backbone rate to 0 over all B steps (counted as
+ * ⌈n / batch⌉ per epoch, also for PK batches).
+ */
+function labelAugSchedules(
+  cfg: LabelAugConfig,
+  n: number,
+): { isA: (e: number) => boolean; lrA: LrSchedule; lrB: LrSchedule } {
+  const stepsPerEpoch = Math.ceil(n / cfg.batchSize);
+  const isA = (e: number) => Math.floor(e / cfg.phaseEpochs) % 2 === 0;
+  const aEpochs = Array.from({ length: cfg.epochs }, (_, e) => isA(e)).filter(Boolean).length;
+  const bEpochs = cfg.epochs - aEpochs;
+  return {
+    isA,
+    lrA: labelFreeLr(cfg, Math.max(1, aEpochs * stepsPerEpoch)),
+    lrB: cosineWithWarmup({
+      baseLr: cfg.backboneLr ?? cfg.lr,
+      minLr: 0,
+      warmupSteps: 0,
+      totalSteps: Math.max(1, bEpochs * stepsPerEpoch),
+    }),
+  };
+}
+
 /** The plan of the training graph: the same layers at the same timesteps as `plan`. */
 function trainingPlan(tg: BackboneGraph, plan: ConversionPlan, filter: string): ConversionPlan {
   const trainPlan = planConversion(tg.b.graph, {
@@ -466,10 +491,7 @@ export async function trainLabelAugmented(opts: {
   const built = tg.b.build();
   const evalModel = buildBackbone(def, 'eval', cfg.seed).b.build().model;
   const stored = [...built.params, ...built.buffers];
-  const stepsPerEpoch = Math.ceil(opts.data.size / cfg.batchSize);
-  const isA = (e: number) => Math.floor(e / cfg.phaseEpochs) % 2 === 0;
-  const aEpochs = Array.from({ length: cfg.epochs }, (_, e) => isA(e)).filter(Boolean).length;
-  const bEpochs = cfg.epochs - aEpochs;
+  const { isA, lrA, lrB } = labelAugSchedules(cfg, opts.data.size);
   const phaseA = labelFreePhase({
     name: 'denoisers',
     model: () => withValues(evalModel, opts.backbone, stored),
@@ -477,7 +499,7 @@ export async function trainLabelAugmented(opts: {
     plan,
     store: dStore,
     optimizer: new AdamW(dStore, defaultDecayGroups(names, cfg.weightDecay ?? 0, dShapes)),
-    lr: labelFreeLr(cfg, Math.max(1, aEpochs * stepsPerEpoch)),
+    lr: lrA,
     data: opts.data,
     batchSize: cfg.batchSize,
     seed: cfg.seed,
@@ -492,12 +514,7 @@ export async function trainLabelAugmented(opts: {
     backbone: opts.backbone,
     data: opts.data,
     cfg,
-    lr: cosineWithWarmup({
-      baseLr: cfg.backboneLr ?? cfg.lr,
-      minLr: 0,
-      warmupSteps: 0,
-      totalSteps: Math.max(1, bEpochs * stepsPerEpoch),
-    }),
+    lr: lrB,
     augment: opts.augment,
     preprocess: opts.preprocess,
     denoisers: opts.control ? null : { store: dStore, plan: trainPlan },
