@@ -209,6 +209,28 @@ export function inferShapesDetailed(
 // ---------------------------------------------------------------------------------------
 // Helpers for rules
 
+/**
+ * A dim with its symbols bound: symbolic dims are products written `N` or `N*50`
+ * (symbols, then an integer coefficient), so `N*50` with N = 2 is 100. A symbol not in
+ * `symbols` takes `fallback` when given, else the dim stays as it is.
+ * @param d - the dim
+ * @param symbols - sizes by symbol
+ * @param fallback - size of any other symbol
+ * @example
+ * bindDim('N*4', { N: 3 }); // 12
+ */
+export function bindDim(d: Dim, symbols: Record<string, number>, fallback?: number): Dim {
+  if (typeof d !== 'string') return d;
+  let v = 1;
+  for (const f of d.split('*')) {
+    if (/^\d+$/.test(f)) v *= Number(f);
+    else if (symbols[f] !== undefined) v *= symbols[f]!;
+    else if (fallback !== undefined) v *= fallback;
+    else return d;
+  }
+  return v;
+}
+
 /** Multiplies dims; unknown or symbolic in, null out. */
 export function dimProduct(dims: readonly Dim[]): Dim {
   let p = 1;
