@@ -181,7 +181,7 @@ export async function measureShapes(
   for (const r of roots) {
     const t = base[r]!;
     const dtype = t.dtype as DType;
-    if (!KNOWN_DTYPES.has(dtype)) continue;
+    if (!(dtype in DTYPE_SIZE)) continue; // a type the IR does not model (string, bfloat16)
     const shape: Dim[] = t.dims.map((d, k) => {
       const b = batched?.[r]?.dims[k];
       const v = varied?.[r]?.dims[k];
@@ -198,18 +198,3 @@ export async function measureShapes(
   }
   return { model: { ...model, graph }, measured };
 }
-
-const KNOWN_DTYPES = new Set<string>([
-  'float32',
-  'float64',
-  'float16',
-  'int8',
-  'int16',
-  'int32',
-  'int64',
-  'uint8',
-  'uint16',
-  'uint32',
-  'uint64',
-  'bool',
-]);
