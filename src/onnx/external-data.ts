@@ -22,6 +22,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { removeStaleTemps } from '../util/atomic-write.js';
 
 /** An opened regular file: its size, and reads of exact byte ranges. */
 export interface OpenedFile {
@@ -153,8 +154,9 @@ let counter = 0;
 /**
  * Writes a file from byte ranges at given offsets (gaps are zero), atomically: into a
  * temporary file in the same folder (named like every atomic write of this tool,
- * `.NAME.PID.THREAD.N.tmp`), flushed, then renamed over the target. The chunks are
- * written one by one, so the file may be far larger than any one buffer.
+ * `.NAME.PID.THREAD.N.tmp`, and stale ones of a killed writer removed first), flushed,
+ * then renamed over the target. The chunks are written one by one, so the file may be far
+ * larger than any one buffer.
  * @param path - target file; its folder must exist
  * @param size - total size
  * @param chunks - (offset, bytes) pairs
@@ -164,6 +166,7 @@ export function writeChunksAtomic(
   size: number,
   chunks: Iterable<{ offset: number; bytes: Uint8Array }>,
 ): void {
+  removeStaleTemps(path);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${threadId}.${counter++}.tmp`);
   let fd: number | undefined;
   let created = false;

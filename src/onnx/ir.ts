@@ -75,11 +75,12 @@ export interface Model {
   functions?: Uint8Array[];
   /**
    * Where the model's initializers were stored as external data when it was read:
-   * initializer name → location (relative to the model's folder) and byte offset.
-   * Writing keeps this layout (which tensors go out, which share a file, in which order),
-   * with offsets recomputed and file names derived from the new model's own name.
+   * initializer name → location (relative to the model's folder), byte offset, and the
+   * absolute path of the file read. Writing keeps this layout (which tensors go out, which
+   * share a file, in which order), with offsets recomputed and file names derived from the
+   * new model's own name; it never writes over a file listed here.
    */
-  externalData?: Map<string, { location: string; offset: number }>;
+  externalData?: Map<string, { location: string; offset: number; path: string }>;
 }
 
 /** The opset every graph this project builds uses (forward and backward graphs). */

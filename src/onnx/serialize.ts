@@ -3,6 +3,7 @@
  * to and from the IR of `ir.ts`. Every failure on a malformed file is a ModelError naming
  * the file (and the tensor, node or attribute at fault); no protobufjs error escapes.
  */
+import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { ModelError, UsageError } from '../util/errors.js';
@@ -81,7 +82,7 @@ interface DecodeContext {
   files: Map<string, OpenedFile>;
   openExternal: (path: string) => OpenedFile;
   /** Top-level initializers read from external data: name → location and offset. */
-  external: Map<string, { location: string; offset: number }>;
+  external: Map<string, { location: string; offset: number; path: string }>;
 }
 
 /** Options of {@link decodeModel}. */
@@ -434,7 +435,7 @@ function decodeTensor(
     const ext = readExternalTensor(t, ctx, label, bytesWanted);
     raw = ext.bytes;
     if (topLevel !== undefined)
-      ctx.external.set(topLevel, { location: ext.location, offset: ext.offset });
+      ctx.external.set(topLevel, { location: ext.location, offset: ext.offset, path: ext.path });
   } else if (t.rawData && t.rawData.length > 0) {
     raw = t.rawData;
   }
@@ -488,7 +489,7 @@ function readExternalTensor(
   ctx: DecodeContext,
   label: string,
   bytes: number,
-): { bytes: Uint8Array; location: string; offset: number } {
+): { bytes: Uint8Array; location: string; offset: number; path: string } {
   const at = `${ctx.source}: ${label}`;
   const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = kv.get('location');
@@ -527,7 +528,7 @@ function readExternalTensor(
     );
   }
   try {
-    return { bytes: file.read(offset, length), location, offset };
+    return { bytes: file.read(offset, length), location, offset, path: full };
   } catch (err) {
     throw new ModelError(
       `${at}: cannot read external data '${location}': ${(err as Error).message}`,
@@ -704,6 +705,15 @@ function inlineBytes(model: Model, placements?: Map<string, Placement>): number 
   return total;
 }
 
+/** A path with links resolved when it exists, else just made absolute. */
+function realOrResolved(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return resolve(p);
+  }
+}
+
 /** Options of {@link writeModel}. */
 export interface WriteOptions {
   /**
@@ -795,6 +805,18 @@ export function writeModel(path: string, model: Model, opts: WriteOptions = {}):
   const bytes = encodeWith(model, plan?.placements);
   const dir = dirname(resolve(path));
   const written: string[] = [];
+  if (plan && model.externalData) {
+    // The model's own data, read from these files, must survive: the model it came from
+    // (or another writer) still points at them.
+    const read = new Set([...model.externalData.values()].map((e) => realOrResolved(e.path)));
+    for (const location of plan.sizes.keys()) {
+      const target = resolve(dir, location);
+      if (read.has(realOrResolved(target)))
+        throw new UsageError(
+          `cannot write model file ${path}: its data file ${target} is the one the model's tensors were read from; write to another name or folder`,
+        );
+    }
+  }
   try {
     if (plan) {
       for (const [location, size] of plan.sizes) {

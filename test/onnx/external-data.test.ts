@@ -24,7 +24,7 @@ import { emptyGraph, makeModel, type Model } from '../../src/onnx/ir.js';
 import { encodeModel, readModel, writeModel } from '../../src/onnx/serialize.js';
 import { float32, type Tensor } from '../../src/onnx/tensor.js';
 import { Session } from '../../src/runtime/session.js';
-import { ModelError } from '../../src/util/errors.js';
+import { ModelError, UsageError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 
 const { onnx } = onnxProto;
@@ -125,7 +125,11 @@ describe('reading external data saved by the onnx package', () => {
           assert.equal(m.externalData!.has(k), false);
           continue;
         }
-        assert.deepEqual(m.externalData!.get(k), { location: ref.location, offset: ref.offset });
+        assert.deepEqual(m.externalData!.get(k), {
+          location: ref.location,
+          offset: ref.offset,
+          path: path.join(fixtures, name, ref.location),
+        });
         const t = m.graph.initializers.get(k)!;
         const bytes = fs.readFileSync(path.join(fixtures, name, ref.location));
         assert.deepEqual(
@@ -204,6 +208,23 @@ describe('writing models with external data', () => {
     assert.deepEqual(orig.graph.initializers.get('fc1.weight'), w);
     const fused = await readModel(path.join(dir, 'fused.onnx'));
     assert.deepEqual(fused.graph.initializers.get('fc1.weight'), changed);
+  });
+
+  test('a data file that is the one the model was read from is refused, before writing', async () => {
+    const dir = copyFixture('external');
+    const m = await readModel(path.join(dir, 'mlp.onnx'));
+    const before = fs.readFileSync(path.join(dir, 'mlp.onnx.data'));
+    // In place: mlp.onnx's data file would be mlp.onnx.data again.
+    assert.throws(
+      () => writeModel(path.join(dir, 'mlp.onnx'), m),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.message.includes(
+          `its data file ${path.join(dir, 'mlp.onnx.data')} is the one the model's tensors were read from`,
+        ),
+    );
+    assert.deepEqual(fs.readFileSync(path.join(dir, 'mlp.onnx.data')), before);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['mlp.onnx', 'mlp.onnx.data']);
   });
 
   test('a tensor added since reading (a copy made by fusion) joins the first data file', async () => {
