@@ -4,7 +4,7 @@
 export * from './util/errors.js';
 export * from './onnx/index.js';
 export { GraphBuilder, type Value, type Init, type BuiltModel } from './onnx/builder.js';
-export { inferShapes } from './onnx/shapes.js';
+export { inferShapes, inferShapesDetailed } from './onnx/shapes.js';
 export * from './runtime/index.js';
 export * from './autodiff/index.js';
 export * from './train/index.js';

@@ -1,5 +1,5 @@
 import { attrInt, type Dim, type Model, onnxOpset, topoSort } from '../onnx/ir.js';
-import { dimProduct, inferShapes } from '../onnx/shapes.js';
+import { bindDim, dimProduct, inferShapes } from '../onnx/shapes.js';
 
 export interface FlopCount {
   /** FLOPs of MatMul, Gemm and Conv (2 per multiply-accumulate), the usual convention. */
@@ -16,12 +16,17 @@ export interface FlopCount {
  * @param model - a model whose shapes can be inferred
  */
 export function countFlops(model: Model, symbols: Record<string, number> = {}): FlopCount {
+  // Symbols bound in the inputs and in declared types alike (value_info measured by ONNX
+  // Runtime writes the batch as `N`), any unnamed one as 1.
+  const bind = <V extends { shape: Dim[] | null }>(v: V): V => ({
+    ...v,
+    shape: v.shape && v.shape.map((d) => bindDim(d, symbols, 1)),
+  });
   const graph = {
     ...model.graph,
-    inputs: model.graph.inputs.map((i) => ({
-      ...i,
-      shape: i.shape && i.shape.map((d): Dim => (typeof d === 'string' ? (symbols[d] ?? 1) : d)),
-    })),
+    inputs: model.graph.inputs.map(bind),
+    outputs: model.graph.outputs.map(bind),
+    valueInfo: new Map([...model.graph.valueInfo].map(([k, v]) => [k, bind(v)])),
   };
   const infos = inferShapes(graph, onnxOpset(model));
   const shape = (n: string) => infos.get(n)?.shape ?? null;

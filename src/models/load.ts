@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { ModelError, UsageError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
 import { readModel } from '../onnx/serialize.js';
+import { measureShapes } from '../runtime/measure-shapes.js';
 import { buildBackbone, getPreset, presetNames } from './registry.js';
 
 /**
@@ -22,8 +23,9 @@ export function modelSource(arg: string): string {
 }
 
 /**
- * Resolves a model argument: an `.onnx` file, or a preset name (randomly initialised
- * evaluation graph, useful for inspecting architectures).
+ * Resolves a model argument: an `.onnx` file (its values' types completed by
+ * {@link measureShapes} where the shape rules stop), or a preset name (randomly
+ * initialised evaluation graph, useful for inspecting architectures).
  * @param arg - a file path or a preset name (`vit-tiny-fmnist`)
  * @param seed - initialisation seed of a preset
  * @returns the model and how messages name it (`m.onnx`, `preset vit-tiny-fmnist`)
@@ -36,7 +38,10 @@ export async function loadModelArg(
 ): Promise<{ model: Model; source: string }> {
   if (isModelFile(arg)) {
     if (!existsSync(arg)) throw new ModelError(`model file not found: ${arg}`);
-    return { model: await readModel(arg), source: modelSource(arg) };
+    // Values after ops without a shape rule (contrib ops, model functions) get their
+    // types from ONNX Runtime; a model whose types all infer is not run.
+    const { model } = await measureShapes(await readModel(arg), { source: arg });
+    return { model, source: modelSource(arg) };
   }
   if (presetNames().includes(arg)) {
     return {

@@ -11,7 +11,7 @@ import {
   makeModel,
   type Node,
 } from './ir.js';
-import { type InferredValue, inferNode, inferShapes, tensorInfo } from './shapes.js';
+import { type InferredValue, inferNode, inferShapesDetailed, tensorInfo } from './shapes.js';
 import { makeTensor, numel, type Tensor } from './tensor.js';
 
 /** A value of the graph being built, with its inferred dtype and shape. */
@@ -102,13 +102,20 @@ export class GraphBuilder {
   private readonly paramNames: string[] = [];
   private readonly bufferNames: string[] = [];
   private readonly constCache = new Map<string, Value>();
+  /** For values of an existing graph whose type is unknown: the rule-less node before them. */
+  private readonly unknownCause = new Map<string, Node>();
 
   constructor(opts: { name?: string; opset?: number; seed?: number; graph?: Graph } = {}) {
     this.opset = opts.opset ?? DEFAULT_OPSET;
     this.rng = new Rng(opts.seed ?? 0);
     this.graph = opts.graph ?? emptyGraph(opts.name ?? 'graph');
     if (opts.graph) {
-      for (const [k, v] of inferShapes(opts.graph, this.opset)) this.infos.set(k, v);
+      const { values, unknown } = inferShapesDetailed(opts.graph, this.opset);
+      for (const [k, v] of values) this.infos.set(k, v);
+      for (const u of unknown) {
+        this.unknownCause.set(u.value, u.node);
+        this.used.add(u.value);
+      }
       for (const k of this.infos.keys()) this.used.add(k);
       for (const n of opts.graph.nodes) this.used.add(n.name);
     }
@@ -117,8 +124,13 @@ export class GraphBuilder {
   /** The inferred type of an existing value. */
   value(name: string): Value {
     const info = this.infos.get(name);
-    if (!info) throw new ModelError(`graph '${this.graph.name}' has no value named '${name}'`);
-    return info;
+    if (info) return info;
+    const cause = this.unknownCause.get(name);
+    if (cause)
+      throw new ModelError(
+        `graph '${this.graph.name}': the type of '${name}' is unknown: it comes after node '${cause.name}' (${cause.domain ? `${cause.domain}.` : ''}${cause.opType}), which has no shape rule; measure it first with measureShapes (ONNX Runtime)`,
+      );
+    throw new ModelError(`graph '${this.graph.name}' has no value named '${name}'`);
   }
 
   /** The known contents of a small integer value (shapes), if any. */

@@ -10,6 +10,12 @@ export interface ValueInfo {
   name: string;
   dtype: DType;
   shape: Dim[] | null;
+  /**
+   * True when the file declares no type for this value (a graph output written by a
+   * tool that left it out): `dtype` is then a placeholder, and the value is written back
+   * without a type, for ONNX Runtime to infer.
+   */
+  untyped?: boolean;
 }
 
 /** A typed attribute value, mirroring AttributeProto's fields. */
@@ -60,10 +66,31 @@ export interface Model {
   producerName: string;
   producerVersion: string;
   metadata: Record<string, string>;
+  /**
+   * Model-local functions (ModelProto.functions), each kept as its encoded FunctionProto
+   * bytes exactly as read, so that a round trip writes them back unchanged (fields this
+   * project does not model included). Nodes calling them are ordinary nodes of the
+   * function's domain.
+   */
+  functions?: Uint8Array[];
+  /**
+   * Where the model's initializers were stored as external data when it was read:
+   * initializer name → location (relative to the model's folder), byte offset, and the
+   * absolute path of the file read. Writing keeps this layout (which tensors go out, which
+   * share a file, in which order), with offsets recomputed and file names derived from the
+   * new model's own name; it never writes over a file listed here.
+   */
+  externalData?: Map<string, { location: string; offset: number; path: string }>;
 }
 
 /** The opset every graph this project builds uses (forward and backward graphs). */
 export const DEFAULT_OPSET = 17;
+
+/** The lowest ai.onnx opset a model file may use. */
+export const MIN_OPSET = 11;
+
+/** The highest ai.onnx opset a model file may use. */
+export const MAX_OPSET = 21;
 
 /** An empty graph. */
 export function emptyGraph(name = 'graph'): Graph {

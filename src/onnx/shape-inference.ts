@@ -1,6 +1,7 @@
 import { ModelError } from '../util/errors.js';
 import type { DType } from './dtype.js';
 import { type Dim, type Graph, type Node, topoSort, type ValueInfo } from './ir.js';
+import { checkRank, checkShapeBounds } from './limits.js';
 import { type Tensor, toNumbers } from './tensor.js';
 
 /**
@@ -10,6 +11,8 @@ import { type Tensor, toNumbers } from './tensor.js';
  */
 export interface InferredValue extends ValueInfo {
   value?: Dim[];
+  /** Known contents of small float constants (rank 0 or 1), e.g. Resize's scales. */
+  floats?: number[];
 }
 
 /** What a shape rule sees of one node. */
@@ -24,6 +27,12 @@ export interface InferContext {
   required(i: number): InferredValue;
   /** Fails with a ModelError that names the node. */
   fail(message: string): never;
+  /**
+   * A shape of `rank` unknown dims (rank from a shape tensor's length, which a crafted
+   * model may declare as 2^32): fails naming the node when the rank is over the limit,
+   * before anything is allocated; null when the rank itself is unknown.
+   */
+  unknownOfRank(rank: Dim | undefined): Dim[] | null;
 }
 
 /** A shape rule returns the types of the node's outputs, in order. */
@@ -39,6 +48,11 @@ export function registerShapeRule(opType: string, rule: ShapeRule): void {
 /** The op types that have a shape rule. */
 export function knownShapeOps(): ReadonlySet<string> {
   return new Set(rules.keys());
+}
+
+/** True when `node` has a shape rule (an ai.onnx op this project knows). */
+export function hasShapeRule(node: Node): boolean {
+  return (node.domain === '' || node.domain === 'ai.onnx') && rules.has(node.opType);
 }
 
 /**
@@ -80,39 +94,142 @@ export function inferNode(
     fail(message) {
       throw new ModelError(`${where}: ${message}`);
     },
+    unknownOfRank(rank) {
+      if (typeof rank !== 'number') return null;
+      checkRank(`${where}: the shape input declares ${rank} dims`, rank);
+      return Array<Dim>(rank).fill(null);
+    },
   };
   const outs = rule(ctx);
-  return outs.map((o, i) => ({ ...o, name: node.outputs[i] ?? o.name }));
+  return outs.map((o, i) => {
+    const name = node.outputs[i] ?? o.name;
+    checkShapeBounds(`${where} output '${name}'`, o.dtype, o.shape);
+    return { ...o, name };
+  });
 }
 
 /** The inferred type of a constant tensor (with contents when small and integer). */
 export function tensorInfo(name: string, t: Tensor): InferredValue {
   const info: InferredValue = { name, dtype: t.dtype, shape: [...t.dims] };
-  if ((t.dtype === 'int64' || t.dtype === 'int32') && t.dims.length <= 1 && t.data.length <= 64) {
-    info.value = toNumbers(t);
+  if (t.dims.length <= 1 && t.data.length <= 64) {
+    if (t.dtype === 'int64' || t.dtype === 'int32') info.value = toNumbers(t);
+    else if (t.dtype === 'float32' || t.dtype === 'float64') info.floats = toNumbers(t);
   }
   return info;
 }
 
+/** Options of {@link inferShapes}. */
+export interface InferOptions {
+  /**
+   * 'unknown' (the default): a node without a shape rule (a contrib op, a model-local
+   * function, an op this project has no rule for), or one that reads a value of unknown
+   * type, takes its outputs' types from the graph's value_info and typed outputs, or
+   * leaves them unknown; ONNX Runtime, not this project, decides whether it runs.
+   * 'error': such a node is a ModelError naming it (for graphs this project must
+   * differentiate or rewrite op by op).
+   */
+  unknownOps?: 'unknown' | 'error';
+}
+
+/** What {@link inferShapesDetailed} returns. */
+export interface InferResult {
+  /** Every value whose type is known, by name (inputs, initializers, node outputs). */
+  values: Map<string, InferredValue>;
+  /**
+   * Node outputs left unknown, each with the node where knowledge stopped: the first
+   * node without a rule on the path to it.
+   */
+  unknown: { value: string; node: Node }[];
+}
+
 /**
  * Infers every value's type in a graph, in topological order.
- * @returns a map from value name to inferred type (inputs, initializers and node outputs)
+ * @param graph - the graph
+ * @param opset - ai.onnx opset
+ * @param opts - what to do at nodes without a shape rule (default: leave unknown)
+ * @returns a map from value name to inferred type (inputs, initializers and node outputs);
+ *   values after a node without a rule are absent unless the graph declares them
+ * @example
+ * const types = inferShapes(model.graph, onnxOpset(model));
  */
-export function inferShapes(graph: Graph, opset: number): Map<string, InferredValue> {
+export function inferShapes(
+  graph: Graph,
+  opset: number,
+  opts: InferOptions = {},
+): Map<string, InferredValue> {
+  return inferShapesDetailed(graph, opset, opts).values;
+}
+
+/**
+ * {@link inferShapes}, also listing the values it could not type and why.
+ * @param graph - the graph
+ * @param opset - ai.onnx opset
+ * @param opts - what to do at nodes without a shape rule
+ */
+export function inferShapesDetailed(
+  graph: Graph,
+  opset: number,
+  opts: InferOptions = {},
+): InferResult {
   const known = new Map<string, InferredValue>();
   for (const v of graph.inputs) known.set(v.name, { ...v });
   for (const [name, t] of graph.initializers) known.set(name, tensorInfo(name, t));
+  // Declared types (value_info and typed graph outputs) stand in where no rule applies.
+  const declared = new Map<string, ValueInfo>(graph.valueInfo);
+  for (const o of graph.outputs) if (o.shape) declared.set(o.name, o);
+  const lenient = (opts.unknownOps ?? 'unknown') === 'unknown';
+  // Why a value is unknown: the first rule-less node upstream of it.
+  const cause = new Map<string, Node>();
+  const unknown: InferResult['unknown'] = [];
   for (const node of topoSort(graph)) {
+    const missing = node.inputs.find((i) => i !== '' && !known.has(i));
+    if (lenient && (!hasShapeRule(node) || missing !== undefined)) {
+      const why = (missing !== undefined && cause.get(missing)) || node;
+      for (const o of node.outputs) {
+        if (!o) continue;
+        const d = declared.get(o);
+        if (d) {
+          checkShapeBounds(`node '${node.name}' (${node.opType}) output '${o}'`, d.dtype, d.shape);
+          known.set(o, { ...d, name: o, shape: d.shape && [...d.shape] });
+        } else {
+          cause.set(o, why);
+          unknown.push({ value: o, node: why });
+        }
+      }
+      continue;
+    }
     const outs = inferNode(node, (n) => known.get(n), opset);
     node.outputs.forEach((o, i) => {
       if (o && outs[i]) known.set(o, outs[i]!);
     });
   }
-  return known;
+  return { values: known, unknown };
 }
 
 // ---------------------------------------------------------------------------------------
 // Helpers for rules
+
+/**
+ * A dim with its symbols bound: symbolic dims are products written `N` or `N*50`
+ * (symbols, then an integer coefficient), so `N*50` with N = 2 is 100. A symbol not in
+ * `symbols` takes `fallback` when given, else the dim stays as it is.
+ * @param d - the dim
+ * @param symbols - sizes by symbol
+ * @param fallback - size of any other symbol
+ * @example
+ * bindDim('N*4', { N: 3 }); // 12
+ */
+export function bindDim(d: Dim, symbols: Record<string, number>, fallback?: number): Dim {
+  if (typeof d !== 'string') return d;
+  let v = 1;
+  for (const f of d.split('*')) {
+    if (/^\d+$/.test(f)) v *= Number(f);
+    else if (symbols[f] !== undefined) v *= symbols[f]!;
+    else if (fallback !== undefined) v *= fallback;
+    else return d;
+  }
+  return v;
+}
 
 /** Multiplies dims; unknown or symbolic in, null out. */
 export function dimProduct(dims: readonly Dim[]): Dim {

@@ -73,7 +73,7 @@ export function validateGraph(graph: Graph, opts: ValidateOptions = {}): void {
   checkGraph(graph, prefix, known, new Set());
   if (opts.inferTypes !== undefined) {
     try {
-      inferShapes(graph, opts.inferTypes);
+      inferShapes(graph, opts.inferTypes, { unknownOps: 'error' });
     } catch (err) {
       if (err instanceof ModelError)
         throw new ModelError(`${prefix}${err.message}`, { cause: err });

@@ -1,2 +1,3 @@
 export * from './session.js';
 export * from './session-cache.js';
+export * from './measure-shapes.js';

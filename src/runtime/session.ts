@@ -14,7 +14,34 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Name used in error messages (a file name or a model name). */
   source?: string;
+  /**
+   * Frees memory as soon as each tensor dies (no CPU arena, no memory pattern): slower,
+   * but the peak is what the graph needs, not what the arena has grown to. For one-off
+   * runs such as {@link measureShapes}'s probes.
+   */
+  lowMemory?: boolean;
 }
+
+/** ONNX Runtime's log levels, quietest last. */
+const ORT_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'] as const;
+type OrtLogLevel = (typeof ORT_LOG_LEVELS)[number];
+
+/**
+ * ONNX Runtime's own log level. Its warnings (unused initializers, shape merges) and its
+ * error lines (printed in colour before the error is also thrown) would otherwise reach
+ * the terminal ahead of the tool's own message; every error it reports is thrown too, and
+ * wrapped below into one line naming the model. So sessions log only fatal failures, and
+ * the environment only errors. `DENOISEREP_ORT_LOG=warning` (or verbose, info, error)
+ * brings the log back when debugging ONNX Runtime itself.
+ */
+export function ortLogLevel(): OrtLogLevel {
+  const v = process.env.DENOISEREP_ORT_LOG;
+  return v && (ORT_LOG_LEVELS as readonly string[]).includes(v) ? (v as OrtLogLevel) : 'fatal';
+}
+
+// The environment's level applies from the first session on; errors-only at most.
+ort.env.logLevel =
+  ORT_LOG_LEVELS.indexOf(ortLogLevel()) < ORT_LOG_LEVELS.indexOf('error') ? ortLogLevel() : 'error';
 
 const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
   float32: 'float32',
@@ -91,9 +118,11 @@ export class Session {
       inner = await ort.InferenceSession.create(bytes, {
         intraOpNumThreads: opts.threads ?? availableParallelism(),
         graphOptimizationLevel: opts.optimization ?? 'all',
+        logSeverityLevel: ORT_LOG_LEVELS.indexOf(ortLogLevel()) as 0 | 1 | 2 | 3 | 4,
+        ...(opts.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
       });
     } catch (err) {
-      throw new ModelError(`${source}: onnxruntime cannot load the model: ${errText(err)}`, {
+      throw new ModelError(`${source}: onnxruntime cannot load the model: ${ortMessage(err)}`, {
         cause: err,
       });
     }
@@ -121,7 +150,9 @@ export class Session {
     try {
       res = await this.inner.run(ortFeeds, names);
     } catch (err) {
-      throw new ModelError(`${this.source}: onnxruntime failed: ${errText(err)}`, { cause: err });
+      throw new ModelError(`${this.source}: onnxruntime failed: ${ortMessage(err)}`, {
+        cause: err,
+      });
     }
     const out: Record<string, Tensor> = {};
     for (const n of names) out[n] = fromOrt(res[n] as ort.Tensor);
@@ -134,8 +165,23 @@ export class Session {
   }
 }
 
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/**
+ * ONNX Runtime's error message on one line: its `[ONNXRuntimeError] : 2 : CODE :` prefix
+ * and the C++ source locations it embeds (`/onnxruntime_src/…/reshape_helper.h:91
+ * onnxruntime::ReshapeHelper::ReshapeHelper(…) cond was false.`) dropped, whitespace
+ * collapsed, and the length capped, so the tool's error stays a single readable line.
+ * @param err - what onnxruntime-node threw
+ * @example
+ * ortMessage(new Error('[ONNXRuntimeError] : 1 : FAIL : bad\nthing')); // 'bad thing'
+ */
+export function ortMessage(err: unknown): string {
+  let m = err instanceof Error ? err.message : String(err);
+  m = m.replace(/\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/g, '');
+  // "<path>:<line> <qualified function>(<args>) <condition> was false." → ''
+  m = m.replace(/\S*onnxruntime_src\S*:\d+\s+\S+\(.*?\)\s+.*?was false\.\s*/g, '');
+  m = m.replace(/\S*onnxruntime_src\S*:\d+\s+\S+\(.*?\)\s*/g, '');
+  m = m.replace(/\s+/g, ' ').trim();
+  return m.length > 400 ? `${m.slice(0, 397)}...` : m;
 }
 
 /**
@@ -213,13 +259,15 @@ export function withExtraOutputs(
   try {
     inferred = inferShapes(graph, onnxOpset(model));
   } catch {
-    inferred = undefined; // models with ops we cannot infer still run; ORT knows the types
+    inferred = undefined; // a model whose rules fail may still run; ORT knows the types
   }
   for (const n of names) {
     if (graph.outputs.some((o) => o.name === n)) continue;
     const info = inferred?.get(n) ?? graph.valueInfo.get(n);
     const shape: Dim[] | null = info?.shape ? info.shape.map(() => null) : null;
-    graph.outputs.push({ name: n, dtype: dtypes?.[n] ?? info?.dtype ?? 'float32', shape });
+    const dtype = dtypes?.[n] ?? info?.dtype;
+    // A value of unknown type is fetched untyped: ONNX Runtime knows its type.
+    graph.outputs.push({ name: n, dtype: dtype ?? 'float32', shape, untyped: !dtype });
   }
   return { ...model, graph };
 }

@@ -41,6 +41,27 @@ for (const op of [
   'Clip',
   'CumSum',
   'Trilu',
+  // Activations of MobileNetV3 / ConvNeXt / YOLO-style models (Gelu is ai.onnx from opset 20).
+  'HardSwish',
+  'Gelu',
+  'Mish',
+  'Softsign',
+  'ThresholdedRelu',
+  'Celu',
+  'Shrink',
+  'Hardmax',
+  'LRN',
+  'MeanVarianceNormalization',
+  'Tan',
+  'Asin',
+  'Acos',
+  'Atan',
+  'Sinh',
+  'Cosh',
+  'Asinh',
+  'Acosh',
+  'Atanh',
+  'BitwiseNot',
 ]) {
   registerShapeRule(op, sameAsInput);
 }
@@ -127,6 +148,19 @@ for (const op of ['Add', 'Sub', 'Mul', 'Div', 'Mod']) {
     return [out];
   });
 }
+
+// PRelu broadcasts the slope to X (unidirectionally): the output is shaped like X.
+registerShapeRule('PRelu', (ctx) => {
+  const dtype = sameDtype(ctx, [0, 1]);
+  const x = ctx.required(0);
+  const slope = ctx.required(1);
+  if (x.shape && slope.shape) {
+    const out = broadcastShapes(ctx, [x.shape, slope.shape]);
+    if (out && out.length !== x.shape.length)
+      ctx.fail(`slope [${slope.shape}] does not broadcast to X [${x.shape}]`);
+  }
+  return [{ name: '', dtype, shape: x.shape && [...x.shape] }];
+});
 
 registerShapeRule('Pow', (ctx) => {
   const a = ctx.required(0);

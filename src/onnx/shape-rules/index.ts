@@ -2,3 +2,5 @@
 import './elementwise.js';
 import './nn.js';
 import './tensor.js';
+import './resample.js';
+import './einsum.js';

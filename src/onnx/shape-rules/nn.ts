@@ -224,6 +224,17 @@ registerShapeRule('BatchNormalization', (ctx) => {
   return outs;
 });
 
+// GroupNormalization (opset 18; scale and bias per group, per channel from opset 21).
+registerShapeRule('GroupNormalization', (ctx) => {
+  const x = ctx.required(0);
+  sameDtype(ctx, [0, 1, 2]);
+  const groups = attrInt(ctx.node, 'num_groups') ?? ctx.fail("missing attribute 'num_groups'");
+  const c = x.shape?.[1];
+  if (typeof c === 'number' && groups > 0 && c % groups !== 0)
+    ctx.fail(`${c} channels do not split into ${groups} groups`);
+  return [{ name: '', dtype: x.dtype, shape: x.shape && [...x.shape] }];
+});
+
 registerShapeRule('InstanceNormalization', (ctx) => {
   const x = ctx.required(0);
   return [{ name: '', dtype: x.dtype, shape: x.shape }];

@@ -32,12 +32,7 @@ registerShapeRule('Reshape', (ctx) => {
   const s = ctx.required(1);
   if (s.dtype !== 'int64') ctx.fail(`shape input '${s.name}' must be int64, got ${s.dtype}`);
   const allowZero = attrInt(ctx.node, 'allowzero', 0) === 1;
-  if (!s.value) {
-    const rank = s.shape?.[0];
-    return [
-      { name: '', dtype: x.dtype, shape: typeof rank === 'number' ? Array(rank).fill(null) : null },
-    ];
-  }
+  if (!s.value) return [{ name: '', dtype: x.dtype, shape: ctx.unknownOfRank(s.shape?.[0]) }];
   const out: Dim[] = s.value.map((d, i) => (d === 0 && !allowZero ? (x.shape?.[i] ?? null) : d));
   const neg = out.findIndex((d) => d === -1);
   if (neg >= 0) {
@@ -324,10 +319,10 @@ registerShapeRule('Expand', (ctx) => {
   const x = ctx.required(0);
   const s = ctx.required(1);
   if (!s.value || !x.shape) {
-    const rank = s.shape?.[0];
-    return [
-      { name: '', dtype: x.dtype, shape: typeof rank === 'number' ? Array(rank).fill(null) : null },
-    ];
+    // The output rank is the larger of the two; unknown when either is.
+    const r = ctx.unknownOfRank(s.shape?.[0]);
+    const shape = r && x.shape && x.shape.length > r.length ? x.shape.map(() => null) : r;
+    return [{ name: '', dtype: x.dtype, shape: x.shape ? shape : null }];
   }
   const target = s.value;
   const rank = Math.max(target.length, x.shape.length);
@@ -349,6 +344,9 @@ registerShapeRule('Tile', (ctx) => {
   const reps = constInts(ctx, 1);
   if (!x.shape || !reps)
     return [{ name: '', dtype: x.dtype, shape: x.shape && x.shape.map(() => null) }];
+  if (reps.length !== x.shape.length)
+    ctx.fail(`repeats has ${reps.length} entries for an input of rank ${x.shape.length}`);
+  if (reps.some((r) => r < 0)) ctx.fail(`negative repeats [${reps}]`);
   return [
     {
       name: '',
@@ -364,12 +362,7 @@ registerShapeRule('ConstantOfShape', (ctx) => {
   const s = ctx.required(0);
   const t = attrTensor(ctx.node, 'value');
   const dtype = t?.dtype ?? 'float32';
-  const rank = s.shape?.[0];
-  const shape = s.value
-    ? [...s.value]
-    : typeof rank === 'number'
-      ? Array<Dim>(rank).fill(null)
-      : null;
+  const shape = s.value ? [...s.value] : ctx.unknownOfRank(s.shape?.[0]);
   const res: InferredValue = { name: '', dtype, shape };
   if (t && (dtype === 'int64' || dtype === 'int32') && s.value && s.value.length <= 1) {
     const n = s.value.length === 0 ? 1 : s.value[0];
@@ -449,4 +442,20 @@ registerShapeRule('EyeLike', (ctx) => {
       shape: x.shape,
     },
   ];
+});
+
+registerShapeRule('TopK', (ctx) => {
+  const x = ctx.required(0);
+  const k = constInts(ctx, 1);
+  const indices = (shape: Dim[] | null) => ({ name: '', dtype: 'int64' as const, shape });
+  if (!x.shape) return [{ name: '', dtype: x.dtype, shape: null }, indices(null)];
+  const axis = normAxis(ctx, attrInt(ctx.node, 'axis', -1), x.shape.length);
+  const shape = x.shape.map((d, i) => (i === axis ? (k ? k[0]! : null) : d));
+  return [{ name: '', dtype: x.dtype, shape }, indices([...shape])];
+});
+
+// NonZero: the indices of the non-zero elements, one row per input axis.
+registerShapeRule('NonZero', (ctx) => {
+  const x = ctx.required(0);
+  return [{ name: '', dtype: 'int64', shape: x.shape ? [x.shape.length, null] : [null, null] }];
 });
