@@ -8,6 +8,7 @@ export * from './fuse-math.js';
 export * from './graph.js';
 export * from './pipeline.js';
 export * from './plan.js';
+export * from './routes.js';
 export * from './schedule.js';
 export * from './select.js';
 export * from './tilde.js';
