@@ -2,6 +2,7 @@ export * from './closed-form.js';
 export * from './denoiser-file.js';
 export * from './diagnostics.js';
 export * from './diagnostics-math.js';
+export * from './export-weights.js';
 export * from './fit.js';
 export * from './fuse.js';
 export * from './fuse-math.js';

@@ -206,7 +206,8 @@ export function surveyLayers(
   const cons = consumers(graph);
   const viable: { layer: SelectedLayer; route: TensorRoute }[] = [];
   const skipped: SkippedLayer[] = [];
-  for (const node of topoSort(graph)) {
+  const sorted = topoSort(graph);
+  for (const node of sorted) {
     if (!isCandidateNode(node)) continue;
     const d = describeLayer(graph, node, prod, cons);
     if ('layer' in d) viable.push(d);
@@ -253,17 +254,10 @@ export function surveyLayers(
       reason: `weight '${v.route.init}' is also the weight of ${others.map((o) => `'${o}'`).join(', ')} (tied weights, or equal weights the exporter merged); --untie gives each layer its own copy (+${size} parameters each)`,
     });
   }
-  const order = new Map(viable.map((v, i) => [v.layer.node.name, i] as const));
-  skipped.sort(
-    (a, b) =>
-      (order.get(a.node) ?? nodeIndex(graph, a.node)) -
-      (order.get(b.node) ?? nodeIndex(graph, b.node)),
-  );
+  // Skipped layers in forward order too.
+  const order = new Map(sorted.map((n, k) => [n.name, k] as const));
+  skipped.sort((a, b) => order.get(a.node)! - order.get(b.node)!);
   return { layers, skipped };
-}
-
-function nodeIndex(graph: Graph, name: string): number {
-  return graph.nodes.findIndex((n) => n.name === name);
 }
 
 /**
