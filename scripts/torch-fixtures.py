@@ -24,12 +24,19 @@ Not part of the build or the tests: run it by hand when the fixtures must change
 (Debian's python3-torch, PyTorch 1.13 CPU):
 
     /usr/bin/python3 scripts/torch-fixtures.py
+
+With `--check-weights NAME WEIGHTS.safetensors OUTPUTS.json` it loads weights exported
+by `denoiserep export-weights` into fixture NAME's PyTorch model with
+`load_state_dict(..., strict=False)`, runs the fixture's input batch, and prints the
+largest relative difference from OUTPUTS.json (the fused ONNX model's flattened outputs
+on that batch) with the missing and unexpected keys.
 """
 
 import json
 import os
 
 import struct
+import sys
 
 import torch
 import torch.nn as nn
@@ -433,28 +440,75 @@ def export(name, model, opset, size=16):
     print(f"wrote {path}")
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    torch.manual_seed(0)
-    export("vit-opset17", TinyViT(), 17)
-    torch.manual_seed(1)
-    export("vit-opset13", TinyViT(), 13)
-    torch.manual_seed(2)
+def tiny_resnet():
     resnet = TinyResNet()
     randomise_bn(resnet, torch.Generator().manual_seed(3))
-    export("resnet-opset13", resnet, 13)
-    torch.manual_seed(4)
-    export("mobilenetv3-opset17", TinyMobileNetV3(), 17)
-    torch.manual_seed(5)
-    export("convnext-opset17", TinyConvNeXt(), 17)
-    torch.manual_seed(6)
-    export("swin-opset17", TinySwin(), 17)
-    torch.manual_seed(7)
-    export("fpn-opset17", TinyFPN(), 17)
-    torch.manual_seed(8)
-    export("encoder-opset17", TinyEncoder(), 17)
-    torch.manual_seed(9)
-    export("tied-opset17", TiedMLP(), 17)
+    return resnet
+
+
+# name: (seed, constructor, opset)
+FIXTURES = {
+    "vit-opset17": (0, TinyViT, 17),
+    "vit-opset13": (1, TinyViT, 13),
+    "resnet-opset13": (2, tiny_resnet, 13),
+    "mobilenetv3-opset17": (4, TinyMobileNetV3, 17),
+    "convnext-opset17": (5, TinyConvNeXt, 17),
+    "swin-opset17": (6, TinySwin, 17),
+    "fpn-opset17": (7, TinyFPN, 17),
+    "encoder-opset17": (8, TinyEncoder, 17),
+    "tied-opset17": (9, TiedMLP, 17),
+}
+
+
+def build(name):
+    seed, make, opset = FIXTURES[name]
+    torch.manual_seed(seed)
+    return make().eval(), opset
+
+
+def load_safetensors(path):
+    """Reads a safetensors file into a dict of tensors (safetensors.torch.load_file's job,
+    by hand since that package is not a dependency)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        body = f.read()
+    dtypes = {v: k for k, v in ST_DTYPES.items()}
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = e["data_offsets"]
+        t = torch.frombuffer(bytearray(body[a:b]), dtype=dtypes[e["dtype"]])
+        out[name] = t.reshape(e["shape"])
+    return out
+
+
+def check_weights(name, weights, expected):
+    """Loads weights written by `denoiserep export-weights` into the fixture's PyTorch
+    model as the README shows, runs the fixture's input batch, and compares the output
+    with `expected` (a JSON list of the fused ONNX model's outputs on that batch)."""
+    model, _ = build(name)
+    with open(os.path.join(OUT, f"{name}.json")) as f:
+        fx = json.load(f)
+    missing, unexpected = model.load_state_dict(load_safetensors(weights), strict=False)
+    x = torch.tensor(fx["input"]).reshape(fx["inputShape"])
+    with torch.no_grad():
+        y = model(x).flatten()
+    with open(expected) as f:
+        ref = torch.tensor(json.load(f))
+    err = ((y - ref).abs().max() / ref.abs().max()).item()
+    print(json.dumps({"missing": missing, "unexpected": unexpected, "maxRelError": err}))
+
+
+def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--check-weights":
+        check_weights(*sys.argv[2:])
+        return
+    os.makedirs(OUT, exist_ok=True)
+    for name in FIXTURES:
+        model, opset = build(name)
+        export(name, model, opset)
 
 
 if __name__ == "__main__":

@@ -267,11 +267,19 @@ export function exportTorchWeights(model: Model, opts: ExportWeightsOptions = {}
   }
   if (tensors.size === 0)
     throw new ModelError('no tensor of this model carries a PyTorch parameter name');
+  const notes = tiedNotes(reads, weightNames);
+  const foldedConvs = reads
+    .filter((r) => r.node.opType === 'Conv' && folded.has(r.weight.init))
+    .map((r) => scopedModuleName(r.node.name) ?? r.node.name);
+  if (foldedConvs.length)
+    notes.push(
+      `${foldedConvs.length} conv layer${foldedConvs.length > 1 ? 's' : ''} (${foldedConvs.slice(0, 4).join(', ')}${foldedConvs.length > 4 ? ', ...' : ''}) read weights the exporter computed (BatchNorm folded in): PyTorch has no parameter for them, so any change fusion made to them does not come back; leave them out of --layers for an exact round trip`,
+    );
   return {
     tensors,
     exported,
     notExported,
-    notes: tiedNotes(reads, weightNames),
+    notes,
     layers: reads.map((r) => ({
       node: r.node.name,
       weight: weightNames.get(r.node),
