@@ -4,7 +4,11 @@
 // patterns by hand and check the fused model against the unfused one run with denoising
 // steps, the LayerNorm parameters untouched, the nodes unchanged, only copies added.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { readDenoisers, writeDenoisers } from '../../src/denoise/denoiser-file.js';
 import { COPY_SUFFIX, fuseModel, fuseWithReport } from '../../src/denoise/fuse.js';
 import { type ConversionPlan, initDenoisers, planConversion } from '../../src/denoise/plan.js';
 import { traceRoute, valueAlong } from '../../src/denoise/routes.js';
@@ -304,6 +308,24 @@ describe('tied weights', () => {
       [...seen(fused.graph, enc.inputs[1]!)],
       [...(model.graph.initializers.get('onnx::MatMul_7')!.data as Float32Array)],
     );
+  });
+
+  test('a denoiser file keeps untie, so fuse and verify rebuild the same plan', () => {
+    const model = tiedModel();
+    const plan = planConversion(model.graph, { filter: 'all', untie: true });
+    const dir = mkdtempSync(join(tmpdir(), 'denoiserep-untie-'));
+    try {
+      const file = join(dir, 'd.safetensors');
+      writeDenoisers(file, plan, 'all', strong(plan));
+      const back = readDenoisers(file, model.graph, 'tied');
+      assert.equal(back.plan.untie, true);
+      assert.deepEqual(
+        back.plan.layers.map((p) => p.layer.name),
+        ['enc', 'dec', 'proj_a', 'proj_b'],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('equal parameters the exporter merged under their own names are not tied', async () => {
