@@ -224,11 +224,21 @@ export function surveyLayers(
   for (const v of viable) v.layer.name = unique(v.layer.name);
   for (const s of skipped) s.name = unique(s.name);
 
-  const byInit = new Map<string, { layer: SelectedLayer; route: TensorRoute }[]>();
-  for (const v of viable) {
-    const list = byInit.get(v.route.init) ?? [];
-    list.push(v);
-    byInit.set(v.route.init, list);
+  // Every MatMul/Gemm/Conv whose weight is a stored tensor, convertible or not (a skipped
+  // Gemm can share a weight too), grouped by that tensor: fusion checks ties the same way.
+  const names = new Map<string, string>([
+    ...viable.map((v) => [v.layer.node.name, v.layer.name] as const),
+    ...skipped.map((k) => [k.node, k.name] as const),
+  ]);
+  const byInit = new Map<string, { node: string; route: TensorRoute }[]>();
+  for (const node of sorted) {
+    if (!isCandidateNode(node) || !node.inputs[1]) continue;
+    const t = traceRoute(graph, node.inputs[1], prod, true);
+    if (!('route' in t)) continue;
+    byInit.set(t.route.init, [
+      ...(byInit.get(t.route.init) ?? []),
+      { node: node.name, route: t.route },
+    ]);
   }
   const layers: SelectedLayer[] = [];
   for (const v of viable) {
@@ -238,7 +248,7 @@ export function surveyLayers(
       layers.push(v.layer);
       continue;
     }
-    const others = group.filter((g) => g !== v).map((g) => g.layer.name);
+    const others = group.filter((g) => g.node !== v.layer.node.name).map((g) => names.get(g.node)!);
     if (opts.untie) {
       v.layer.tiedWith = others;
       layers.push(v.layer);

@@ -310,6 +310,41 @@ describe('tied weights', () => {
     );
   });
 
+  test('a weight shared with a layer that is skipped anyway is tied too', async () => {
+    // B (alpha = 2) is not convertible, but it reads A's weight: fusing A in place would
+    // change B; A is tied, skipped by default and fused into a copy with untie.
+    const b = new GraphBuilder({ seed: 8 });
+    const x = b.input('input', 'float32', ['N', 6]);
+    const w = b.param('a.weight', [6, 6], { kind: 'normal', std: 0.5 });
+    const h = b.tanh(
+      b.gemm(x, w, b.param('a.bias', [6], { kind: 'normal', std: 0.5 }), { transB: 1 }),
+    );
+    b.output(b.gemm(h, w, null, { transB: 1, alpha: 2 }), 'y');
+    const model = b.build().model;
+    const { layers, skipped } = surveyLayers(model.graph);
+    assert.deepEqual(layers, []);
+    assert.deepEqual(
+      skipped.map((k) => k.code),
+      ['tied', 'gemm-attributes'],
+    );
+    const plan = planConversion(model.graph, { filter: 'all', untie: true });
+    assert.deepEqual(
+      plan.layers.map((p) => p.layer.tiedWith),
+      [[skipped[1]!.name]],
+    );
+    const values = strong(plan);
+    const { model: fused, report } = fuseWithReport(model, plan, values);
+    assert.equal(report.untiedParameters, 36);
+    await assertFusionVerified({
+      original: model,
+      fused,
+      plan,
+      values,
+      inputs: { input: input([4, 6]) },
+      tolerance: 1e-5,
+    });
+  });
+
   test('a denoiser file keeps untie, so fuse and verify rebuild the same plan', () => {
     const model = tiedModel();
     const plan = planConversion(model.graph, { filter: 'all', untie: true });
