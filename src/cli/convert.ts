@@ -19,6 +19,7 @@ export function convertCommand(program: Command): void {
       .requiredOption('--out <file>', 'denoiser safetensors to write')
       .option('--layers <filter>', 'layers: all, mlp, linear, conv, or globs', 'all')
       .option('--timesteps <mode>', 'paper (N..1) or public-code', 'paper')
+      .option('--untie', 'also convert layers with tied weights (fused into copies)', false)
       .option(
         '--diffusion-steps <n>',
         'T of the schedule',
@@ -38,6 +39,7 @@ export function convertCommand(program: Command): void {
         out: string;
         layers: string;
         timesteps: string;
+        untie: boolean;
         diffusionSteps: number;
         betaStart: number;
         betaEnd: number;
@@ -54,6 +56,7 @@ export function convertCommand(program: Command): void {
         filter: o.layers,
         timesteps: o.timesteps as TimestepMode,
         schedule: { timesteps: o.diffusionSteps, betaStart: o.betaStart, betaEnd: o.betaEnd },
+        untie: o.untie,
         source,
       });
       const values = initDenoisers(plan, o.seed);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { fit, type FitOptions, type FitReport } from '../denoise/api/fit.js';
+import { describeCopy } from '../denoise/fuse.js';
 import type { ProgressEvent } from '../denoise/pipeline.js';
 import { emit, parseFloatArg, parseIntArg, parseListArg, withCommon } from './common.js';
 import { collect } from './inputs.js';
@@ -16,6 +17,7 @@ interface FitFlags {
   std?: number[];
   layers: string;
   timesteps: string;
+  untie: boolean;
   mode: string;
   epochs: number;
   batchSize: number;
@@ -64,6 +66,7 @@ function fitOptions(o: FitFlags, onProgress: (e: ProgressEvent) => void): FitOpt
     std: o.std,
     layers: o.layers,
     timesteps: o.timesteps as FitOptions['timesteps'],
+    untie: o.untie,
     mode: o.mode as FitOptions['mode'],
     epochs: o.epochs,
     batchSize: o.batchSize,
@@ -89,6 +92,8 @@ function fitText(r: FitReport): string {
       (l) =>
         `  t=${String(l.t).padStart(3)} ${l.layer.padEnd(28)} weight change ${l.relativeWeightChange.toExponential(2)}${l.summary ? `  σ ∈ [${l.summary.min.toFixed(5)}, ${l.summary.max.toFixed(5)}]` : ''}`,
     ),
+    ...r.skippedLayers.map((s) => `  skipped ${s.name}: ${s.reason}`),
+    ...r.copies.map((c) => `  ${describeCopy(c)}`),
     `wrote ${r.out}`,
   ].join('\n');
 }
@@ -131,6 +136,11 @@ export function fitCommand(program: Command): void {
       .option('--layers <filter>', 'layers: all, mlp, linear, conv, or globs', 'all')
       .option('--timesteps <mode>', 'paper (N..1) or public-code', 'paper')
       .option(
+        '--untie',
+        'also fit layers with tied weights, each fused into its own copy (more parameters)',
+        false,
+      )
+      .option(
         '--mode <mode>',
         "closed-form (default) or sgd (the paper's L1+MSE training)",
         'closed-form',
@@ -152,7 +162,7 @@ export function fitCommand(program: Command): void {
       .option('--stats-out <file>', 'where --shard writes its statistics')
       .option(
         '--from-stats <files>',
-        'closed form: fit from comma-separated statistics files (summed) instead of images',
+        'closed form: fit from the comma-separated statistics files of all shards (summed); --images then only verifies',
       )
       .option(
         '--report <file>',
@@ -181,8 +191,25 @@ export function fitCommand(program: Command): void {
       }
       const r = await fit(arg, options);
       const { model, out, mode, images, skipped, verification } = r;
+      const { skippedLayers, copies, addedParameters, untiedParameters } = r;
       const layers = r.layers.length;
-      emit(o.json, { model, out, mode, layers, images, skipped, verification }, () => fitText(r));
+      emit(
+        o.json,
+        {
+          model,
+          out,
+          mode,
+          layers,
+          images,
+          skipped,
+          skippedLayers,
+          copies,
+          addedParameters,
+          untiedParameters,
+          verification,
+        },
+        () => fitText(r),
+      );
     } finally {
       bar.stop();
     }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readDenoisers } from '../denoise/denoiser-file.js';
-import { fuseModel } from '../denoise/fuse.js';
+import { describeCopy, fuseWithReport } from '../denoise/fuse.js';
 import { writeModel } from '../onnx/serialize.js';
 import { Rng } from '../util/rng.js';
 import { emit, withCommon } from './common.js';
@@ -32,7 +32,7 @@ export function fuseCommand(program: Command): void {
       );
       const { model, source } = await loadModelArg(arg, o.seed);
       const { plan, values } = readDenoisers(o.denoisers, model.graph, source);
-      const fused = fuseModel(
+      const { model: fused, report } = fuseWithReport(
         model,
         plan,
         values,
@@ -41,8 +41,18 @@ export function fuseCommand(program: Command): void {
       writeModel(o.out, fused);
       emit(
         o.json,
-        { model: source, out: o.out, layers: plan.layers.length, stochastic: o.stochastic },
-        () => `fused ${plan.layers.length} layers into ${o.out}`,
+        {
+          model: source,
+          out: o.out,
+          layers: plan.layers.length,
+          stochastic: o.stochastic,
+          ...report,
+        },
+        () =>
+          [
+            `fused ${plan.layers.length} layers into ${o.out}`,
+            ...report.copies.map((c) => `  ${describeCopy(c)}`),
+          ].join('\n'),
       );
     },
   );

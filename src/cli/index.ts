@@ -4,6 +4,7 @@ import { DenoiseRepError, exitCodeFor } from '../util/errors.js';
 import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { exportWeightsCommand } from './export-weights.js';
 import { finetuneCommand } from './finetune.js';
 import { fitCommand } from './fit.js';
 import { fuseCommand } from './fuse.js';
@@ -84,6 +85,7 @@ export function buildProgram(): Command {
   finetuneCommand(program);
   fuseCommand(program);
   verifyCommand(program);
+  exportWeightsCommand(program);
   return program;
 }
 

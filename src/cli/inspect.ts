@@ -16,12 +16,17 @@ export function inspectCommand(program: Command): void {
         "layer filter: all, mlp, linear, conv, or globs like 'blocks.*.mlp.*'",
         'all',
       )
-      .option('--timesteps <mode>', 'timestep assignment: paper (N..1) or public-code', 'paper'),
+      .option('--timesteps <mode>', 'timestep assignment: paper (N..1) or public-code', 'paper')
+      .option('--untie', 'also select layers with tied weights (each gets its own copy)', false),
   ).action(
-    async (arg: string, o: { layers: string; timesteps: string; json: boolean; seed: number }) => {
+    async (
+      arg: string,
+      o: { layers: string; timesteps: string; untie: boolean; json: boolean; seed: number },
+    ) => {
       const result = await inspect(arg, {
         layers: o.layers,
         timesteps: o.timesteps as InspectOptions['timesteps'],
+        untie: o.untie,
         seed: o.seed,
       });
       const { layers } = result;
@@ -32,6 +37,7 @@ export function inspectCommand(program: Command): void {
             (l) =>
               `  t=${String(l.t).padStart(3)}  ${String(l.op).padEnd(6)} ${String(l.layer).padEnd(28)} ${l.in} -> ${l.out}  denoiser ${l.denoiserDim}x${l.denoiserDim} (${l.side}${l.affine ? '' : ', no bias'})  ${(Number(l.flops) / 1e6).toFixed(2)} MFLOPs`,
           ),
+          ...result.skipped.map((s) => `  skipped ${s.op.padEnd(6)} ${s.name}: ${s.reason}`),
         ].join('\n'),
       );
     },

@@ -9,7 +9,7 @@ const FORMAT = 'denoiserep-denoisers/1';
 
 /**
  * Writes trained denoisers as safetensors with the plan's settings in the metadata
- * (layer filter, timestep mode, schedule), so that `fuse` and `verify` rebuild the same
+ * (layer filter, timestep mode, schedule, untie), so that `fuse` and `verify` rebuild the same
  * plan from the original model.
  */
 export function writeDenoisers(
@@ -25,6 +25,7 @@ export function writeDenoisers(
     format: FORMAT,
     layers: filter,
     timesteps: JSON.stringify(plan.timestepMode),
+    untie: String(plan.untie),
     schedule: JSON.stringify({
       timesteps: plan.schedule.timesteps,
       betaStart: plan.schedule.betaStart,
@@ -53,6 +54,7 @@ export function readDenoisers(
     filter,
     timesteps: JSON.parse(metadata.timesteps ?? '"paper"') as TimestepMode,
     schedule: JSON.parse(metadata.schedule ?? '{}') as ScheduleOptions,
+    untie: metadata.untie === 'true',
     source,
   });
   const missing = denoiserParamNames(plan).filter((n) => !tensors.has(n));

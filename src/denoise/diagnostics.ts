@@ -3,6 +3,7 @@ import type { Model } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { layerDiagnostics, type ShrinkSummary } from './diagnostics-math.js';
 import type { ConversionPlan } from './plan.js';
+import { layerWeight } from './select.js';
 
 /** What fusion did to one layer. */
 export interface LayerReport {
@@ -45,8 +46,9 @@ export function diagnoseFusion(opts: {
 }): LayerReport[] {
   const maxDim = opts.maxSpectrumDim ?? 512;
   return opts.plan.layers.map((p) => {
-    const w0 = opts.original.graph.initializers.get(p.layer.weight)!.data as Float32Array;
-    const w1 = opts.fused.graph.initializers.get(p.layer.weight)!.data as Float32Array;
+    // The weight each layer reads: after fusion a layer may read its own copy.
+    const w0 = layerWeight(opts.original.graph, p.layer).data as Float32Array;
+    const w1 = layerWeight(opts.fused.graph, p.layer).data as Float32Array;
     const rep: LayerReport = {
       layer: p.layer.name,
       t: p.t,

@@ -185,11 +185,21 @@ export function readMoments(path: string): {
   return { header, stats };
 }
 
-/** Sums shard statistics layer by layer; all shards must list the same layers and dims. */
+/**
+ * Sums shard statistics layer by layer; all shards must list the same layers and dims.
+ * Files written by `fit --shard i/n` (their header says `shard: 'i/n'`) must be the n
+ * shards of one split, each once: a shard given twice would count its images twice, a
+ * missing one would leave its images out without a word.
+ */
 export function mergeMoments(
-  shards: { source: string; stats: Map<string, MomentAccumulator> }[],
+  shards: {
+    source: string;
+    stats: Map<string, MomentAccumulator>;
+    header?: Record<string, unknown>;
+  }[],
 ): Map<string, MomentAccumulator> {
   if (shards.length === 0) throw new DataError('no statistics files to merge');
+  checkShardSet(shards);
   const first = shards[0]!;
   const out = new Map<string, MomentAccumulator>();
   for (const [name, acc] of first.stats) out.set(name, new MomentAccumulator(acc.dim).merge(acc));
@@ -203,6 +213,34 @@ export function mergeMoments(
     for (const [name, acc] of s.stats) out.get(name)!.merge(acc);
   }
   return out;
+}
+
+function checkShardSet(shards: { source: string; header?: Record<string, unknown> }[]): void {
+  const specs = shards.map((s) => {
+    const m = /^(\d+)\/(\d+)$/.exec(String(s.header?.shard ?? ''));
+    return m ? { source: s.source, index: Number(m[1]), count: Number(m[2]) } : undefined;
+  });
+  if (specs.every((s) => s === undefined)) return;
+  const bad = shards.find((_, i) => specs[i] === undefined);
+  if (bad)
+    throw new DataError(`${bad.source}: not written by fit --shard (no shard in its header)`);
+  const n = specs[0]!.count;
+  const other = specs.find((s) => s!.count !== n);
+  if (other)
+    throw new DataError(
+      `${other.source} is shard ${other.index}/${other.count} but ${specs[0]!.source} is of a split into ${n}`,
+    );
+  const seen = new Map<number, string>();
+  for (const s of specs) {
+    const dup = seen.get(s!.index);
+    if (dup) throw new DataError(`${s!.source} and ${dup} are both shard ${s!.index}/${n}`);
+    seen.set(s!.index, s!.source);
+  }
+  const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !seen.has(i));
+  if (missing.length)
+    throw new DataError(
+      `statistics of shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${n}`).join(', ')} missing (${shards.length} of ${n} files given)`,
+    );
 }
 
 /** One planned layer, JSON-able (for inspect and reports). */

@@ -1,10 +1,19 @@
-import { ModelError } from '../util/errors.js';
-import { cloneGraph, type Model } from '../onnx/ir.js';
+import { ModelError, SharedTensorError } from '../util/errors.js';
+import { cloneGraph, type Graph, type Model, type Node, producers } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { fuseConvOutput, fuseLinearInput } from './fuse-math.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
-import type { WeightPath } from './select.js';
+import {
+  isParamName,
+  lastSharedIndex,
+  readCounts,
+  traceRoute,
+  type TensorRoute,
+  valueAlong,
+  type WeightPath,
+} from './routes.js';
+import { isTied, type SelectedLayer, weightReaders } from './select.js';
 
 export interface FuseOptions {
   /**
@@ -12,9 +21,52 @@ export interface FuseOptions {
    * Off by default: the fused model is then a pure function of the trained weights.
    */
   stochastic?: Rng;
+  /**
+   * Give each layer of a tied weight its own copy (more parameters). Default: the plan's
+   * `untie`; without it, fusing a tied layer throws a SharedTensorError.
+   */
+  untie?: boolean;
 }
 
-/** Whether a weight path transposes a 2-D weight (an odd number of swaps). */
+/** A copy of a shared tensor that fusion added so that one layer could own its tensor. */
+export interface TensorCopy {
+  /** The layer that reads the copy. */
+  layer: string;
+  role: 'weight' | 'bias';
+  /** The value the copy replaces for that layer (the copy started equal to it). */
+  of: string;
+  /** The new initializer (`<of>::copy`, numbered `::copy2`, ... if taken). */
+  copy: string;
+  elements: number;
+  /**
+   * 'tied': the weight of other layers too, untied on request (a parameter increase of
+   * the PyTorch model as well); 'shared': read by other ops, or by layers that name it as
+   * a separate parameter the exporter merged because the values were equal.
+   */
+  reason: 'tied' | 'shared';
+  /**
+   * Who reads the copy: 'layer' (it holds the layer's fused tensor) or 'others' (it holds
+   * the original values for the other readers, and `of` the layer's fused tensor).
+   */
+  reader: 'layer' | 'others';
+  /** The other readers of the shared value: node names, or `graph output <name>`. */
+  readers: string[];
+}
+
+/** What fusion changed besides the fused values. */
+export interface FuseReport {
+  /** Initializers added, one per shared tensor a fused layer had to stop sharing. */
+  copies: TensorCopy[];
+  /** Elements in all copies. */
+  addedParameters: number;
+  /** Elements in the copies of tied weights (`untie`). */
+  untiedParameters: number;
+}
+
+/** The suffix of the initializers fusion adds for layers whose tensors were shared. */
+export const COPY_SUFFIX = '::copy';
+
+/** Whether a 2-D weight path transposes the weight (an odd number of swaps). */
 function pathTransposes(path: WeightPath[], layer: string): boolean {
   let swapped = false;
   for (const s of path) {
@@ -46,40 +98,175 @@ function tensorOf(
   return t.data as Float32Array;
 }
 
+/** Where a layer's fused tensor goes: an initializer it owns and the steps after it. */
+interface WriteTarget {
+  init: string;
+  /** The tensor currently there (the one the fusion transforms). */
+  tensor: Tensor;
+  /** The steps from that initializer to the layer. */
+  path: WeightPath[];
+}
+
 /**
- * Fuses trained denoisers into their layers' weights. The result has exactly the original
- * graph — same nodes in the same order, same initializer names and shapes — with only the
- * values of the selected layers' weights and biases changed (computed in float64, stored
- * as float32). The input model is not modified.
+ * Makes the tensor a layer reads at `slot` its own. When a value on its route has other
+ * readers, the last such value gets a copy (a new initializer) and one side of the sharing
+ * reads the copy: the layer (its route's edge after that value now reads the copy), or,
+ * when the layer reads a parameter-named initializer directly, the other readers, so that
+ * the initializer keeps holding what its name says (this layer's parameter, now fused)
+ * and the others keep the original values. Nodes are neither added nor reordered.
+ */
+function ownTensor(
+  graph: Graph,
+  L: SelectedLayer,
+  role: 'weight' | 'bias',
+  slot: { node: Node; index: number },
+  expected: string,
+  untie: boolean,
+  copies: TensorCopy[],
+): WriteTarget {
+  const prod = producers(graph);
+  const traced = traceRoute(graph, slot.node.inputs[slot.index] ?? '', prod, role === 'weight');
+  // Earlier layers may have moved the other readers of `expected` to a copy of it.
+  const route: TensorRoute | undefined = 'route' in traced ? traced.route : undefined;
+  if (
+    !route ||
+    (route.init !== expected && !copies.some((c) => c.copy === route.init && c.of === expected))
+  ) {
+    throw new ModelError(
+      `layer '${L.name}': its ${role} does not come from '${expected}' in this model (was the plan made for another model?)`,
+    );
+  }
+  const counts = readCounts(graph);
+  const s = lastSharedIndex(route, counts);
+  if (s < 0)
+    return { init: route.init, tensor: graph.initializers.get(route.init)!, path: route.path };
+
+  const shared = route.values[s]!;
+  // The route's own read of the shared value: its next step, or the layer's slot.
+  const onRoute = s < route.path.length ? prod.get(route.values[s + 1]!)! : slot.node;
+  const isRouteRead = (n: Node, k: number) =>
+    n === onRoute && (n !== slot.node || k === slot.index);
+  const others: { node: Node; index: number }[] = [];
+  for (const n of graph.nodes) {
+    n.inputs.forEach((i, k) => {
+      if (i === shared && !isRouteRead(n, k)) others.push({ node: n, index: k });
+    });
+  }
+  const readers = others.map((o) => o.node.name);
+  for (const o of graph.outputs) if (o.name === shared) readers.push(`graph output ${o.name}`);
+  const nestedReads = (counts.get(shared) ?? 0) - 1 - readers.length;
+  if (nestedReads > 0) readers.push('a nested graph');
+
+  let reason: TensorCopy['reason'] = 'shared';
+  if (role === 'weight') {
+    const layers = weightReaders(graph, route.init);
+    if (isTied(layers.map((r) => r.route))) {
+      reason = 'tied';
+      if (!untie) {
+        const names = layers.filter((r) => r.node !== slot.node).map((r) => r.node.name);
+        throw new SharedTensorError(
+          L.name,
+          route.init,
+          names,
+          `layer '${L.name}': its weight '${route.init}' is also the weight of ${names.map((n) => `'${n}'`).join(', ')} (tied); fusing it in place would change them too. Untie (each layer gets its own copy, +${graph.initializers.get(route.init)!.data.length} parameters) or leave the layer out`,
+        );
+      }
+    }
+  }
+  const base = copiedFrom(shared) ?? shared;
+  let copy = `${base}${COPY_SUFFIX}`;
+  for (let k = 2; graph.initializers.has(copy) || prod.has(copy); k++)
+    copy = `${base}${COPY_SUFFIX}${k}`;
+  const tensor = valueAlong(graph, route, s);
+  graph.initializers.set(
+    copy,
+    float32([...tensor.dims], Float32Array.from(tensor.data as Float32Array)),
+  );
+  const record = { layer: L.name, role, of: shared, copy, elements: tensor.data.length, reason };
+  // The layer reads a parameter-named initializer directly, and every other reader is a
+  // node input (no graph output, no nested graph): the others move to the copy.
+  const othersMove =
+    route.values.length === 1 &&
+    isParamName(shared) &&
+    nestedReads <= 0 &&
+    !graph.outputs.some((o) => o.name === shared);
+  if (othersMove) {
+    for (const o of others) o.node.inputs[o.index] = copy;
+    copies.push({ ...record, reader: 'others', readers });
+    return { init: shared, tensor: graph.initializers.get(shared)!, path: [] };
+  }
+  if (onRoute === slot.node) slot.node.inputs[slot.index] = copy;
+  else onRoute.inputs[0] = copy;
+  copies.push({ ...record, reader: 'layer', readers });
+  return { init: copy, tensor: graph.initializers.get(copy)!, path: route.path.slice(s) };
+}
+
+/**
+ * Fuses trained denoisers into their layers' weights and reports what it added. The
+ * result has the original's nodes in the original order, with only the values of the
+ * selected layers' weights and biases changed (computed in float64, stored as float32).
+ *
+ * A fused tensor is never one that another reader sees: where a layer's weight or bias is
+ * shared (a zero bias the exporter merged with LayerNorm biases, equal parameters routed
+ * through Identity nodes, a weight another op reads), a copy is added and the sharing is
+ * split there: the layer's route reads the copy, or, when the layer reads a
+ * parameter-named initializer directly, the other readers do (so that `l1.bias` keeps
+ * holding l1's bias). Only node inputs change, never the node list or its order; the
+ * report lists each copy. A weight tied between layers is copied only with `untie` (the
+ * plan's, or the option); otherwise a SharedTensorError is thrown.
+ * The input model is not modified.
  * @param model - the original (unconverted) model
  * @param plan - the conversion plan the denoisers were trained with
  * @param values - denoiser parameters by name
+ * @param opts - stochastic step, untie
+ * @example
+ * const { model: fused, report } = fuseWithReport(model, plan, values);
+ * report.copies; // [{ layer: 'encoder.layers.0.self_attn.out_proj', role: 'bias', ... }]
  */
-export function fuseModel(
+export function fuseWithReport(
   model: Model,
   plan: ConversionPlan,
   values: Map<string, Tensor>,
   opts: FuseOptions = {},
-): Model {
+): { model: Model; report: FuseReport } {
   const graph = cloneGraph(model.graph);
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  const untie = opts.untie ?? plan.untie ?? false;
+  const copies: TensorCopy[] = [];
   for (const p of plan.layers) {
     const L = p.layer;
-    const stored = graph.initializers.get(L.weight);
-    if (!stored)
+    const node = byName.get(L.node.name);
+    if (!node) throw new ModelError(`layer '${L.name}': node '${L.node.name}' is not in the model`);
+    if (!graph.initializers.has(L.weight))
       throw new ModelError(`layer '${L.name}': weight initializer '${L.weight}' is missing`);
+    const w = ownTensor(graph, L, 'weight', { node, index: 1 }, L.weight, untie, copies);
+    let b: WriteTarget | null = null;
+    if (L.bias) {
+      const slotNode = L.biasSlot ? byName.get(L.biasSlot.node) : node;
+      if (!slotNode)
+        throw new ModelError(`layer '${L.name}': bias node '${L.biasSlot?.node}' is missing`);
+      b = ownTensor(
+        graph,
+        L,
+        'bias',
+        { node: slotNode, index: L.biasSlot?.index ?? 2 },
+        L.bias,
+        untie,
+        copies,
+      );
+    }
     const wd = tensorOf(values, p.names.weight, p)!;
-    const bias = L.bias ? (graph.initializers.get(L.bias)!.data as Float32Array) : null;
+    const bias = b ? (b.tensor.data as Float32Array) : null;
     let newWeight: Float32Array;
     let newBias: Float32Array;
     let biasIsZero: boolean;
     if (p.side === 'input') {
-      const swapped = pathTransposes(L.weightPath, L.name);
+      const swapped = pathTransposes(w.path, L.name);
       // The weight as the layer sees it, in the layer's layout.
       const rows = L.layout === 'out-in' ? L.outFeatures : L.inFeatures;
       const cols = L.layout === 'out-in' ? L.inFeatures : L.outFeatures;
-      const seen = swapped
-        ? transpose2d(stored.data as Float32Array, cols, rows)
-        : (stored.data as Float32Array);
+      const stored = w.tensor.data as Float32Array;
+      const seen = swapped ? transpose2d(stored, cols, rows) : stored;
       const fused = fuseLinearInput({
         weight: seen,
         bias,
@@ -99,14 +286,14 @@ export function fuseModel(
       newBias = fused.bias;
       biasIsZero = fused.biasIsZero;
     } else {
-      if (L.weightPath.some((s) => s.op === 'Transpose')) {
+      if (w.path.some((s) => s.op === 'Transpose')) {
         throw new ModelError(
           `layer '${L.name}': conv weight reached through a Transpose cannot be fused`,
         );
       }
-      const [co, ipg, kh, kw] = stored.dims as [number, number, number, number];
+      const [co, ipg, kh, kw] = w.tensor.dims as [number, number, number, number];
       const fused = fuseConvOutput({
-        weight: stored.data as Float32Array,
+        weight: w.tensor.data as Float32Array,
         bias,
         outChannels: co,
         inChannelsPerGroup: ipg,
@@ -121,13 +308,56 @@ export function fuseModel(
       newBias = fused.bias;
       biasIsZero = fused.biasIsZero;
     }
-    graph.initializers.set(L.weight, float32([...stored.dims], newWeight));
-    if (L.bias)
-      graph.initializers.set(L.bias, float32([...graph.initializers.get(L.bias)!.dims], newBias));
+    graph.initializers.set(w.init, float32([...w.tensor.dims], newWeight));
+    if (b) graph.initializers.set(b.init, float32([...b.tensor.dims], newBias));
     else if (!biasIsZero) {
       // Cannot happen for plans from planConversion (bias-less layers get linear denoisers).
       throw new ModelError(`layer '${L.name}' has no bias to hold the fused bias term`);
     }
   }
-  return { ...model, graph };
+  const added = (r?: TensorCopy['reason']) =>
+    copies.filter((c) => !r || c.reason === r).reduce((s, c) => s + c.elements, 0);
+  return {
+    model: { ...model, graph },
+    report: { copies, addedParameters: added(), untiedParameters: added('tied') },
+  };
+}
+
+/**
+ * Fuses trained denoisers into their layers' weights: {@link fuseWithReport} without the
+ * report. Shared tensors get copies; a tied weight without `untie` throws a
+ * SharedTensorError, so the result is never silently wrong.
+ * @param model - the original (unconverted) model
+ * @param plan - the conversion plan the denoisers were trained with
+ * @param values - denoiser parameters by name
+ * @param opts - stochastic step, untie
+ * @example
+ * const fused = fuseModel(model, plan, values);
+ */
+export function fuseModel(
+  model: Model,
+  plan: ConversionPlan,
+  values: Map<string, Tensor>,
+  opts: FuseOptions = {},
+): Model {
+  return fuseWithReport(model, plan, values, opts).model;
+}
+
+/**
+ * One line about a copy, for people.
+ * @example
+ * describeCopy(c); // "untied weight 'onnx::MatMul_40': enc reads its own copy 'onnx::MatMul_40::copy' (+256 parameters)"
+ */
+export function describeCopy(c: TensorCopy): string {
+  const what = `${c.reason === 'tied' ? 'untied' : 'shared'} ${c.role} '${c.of}'`;
+  const others = `${c.readers.slice(0, 3).join(', ')}${c.readers.length > 3 ? `, and ${c.readers.length - 3} more` : ''}`;
+  return c.reader === 'layer'
+    ? `${what}: ${c.layer} reads its own copy '${c.copy}' (+${c.elements} parameters)`
+    : `${what}: ${c.layer} keeps it, its other readers (${others}) read the copy '${c.copy}' (+${c.elements} parameters)`;
+}
+
+/** The parameter name a copy stands for (`x::copy2` → `x`), or undefined for other names. */
+export function copiedFrom(name: string): string | undefined {
+  const m = /^(.*)::copy\d*$/.exec(name);
+  return m ? m[1] : undefined;
 }

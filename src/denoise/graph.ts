@@ -219,9 +219,9 @@ export function useFusedWeights(
       wNew = b.reshape(b.matmul(a, flat), dims);
     }
     node.inputs[1] = wNew.name;
-    const biasSlot = p.layer.biasNode ? p.layer.biasNode : node;
-    const biasIndex = p.layer.biasNode ? p.layer.biasNode.inputs.indexOf(p.layer.bias!) : 2;
     if (!p.layer.bias) continue;
+    // The slot reading the bias (it may arrive through Identity nodes, so not by its name).
+    const biasSlot = p.layer.biasSlot ?? { node: node.name, index: 2 };
     const bias = b.value(p.layer.bias);
     let bNew: Value;
     if (p.side === 'input') {
@@ -231,8 +231,8 @@ export function useFusedWeights(
       const ab = b.op1('MatMul', [a, bias]);
       bNew = d.bias ? b.sub(ab, b.mul(d.bias, c1)) : ab;
     }
-    const target = b.graph.nodes.find((n) => n.name === biasSlot.name)!;
-    target.inputs[biasIndex] = bNew.name;
+    const target = b.graph.nodes.find((n) => n.name === biasSlot.node)!;
+    target.inputs[biasSlot.index] = bNew.name;
   }
 }
 

@@ -21,7 +21,7 @@ import type { MomentAccumulator } from './closed-form.js';
 import { writeDenoisers } from './denoiser-file.js';
 import { diagnoseFusion, type LayerReport, spectraSvg, svgToPng } from './diagnostics.js';
 import { type ClosedFormReport, collectMoments, fitClosedForm } from './fit.js';
-import { fuseModel } from './fuse.js';
+import { type FuseReport, fuseWithReport } from './fuse.js';
 import { type ConversionPlan, initDenoisers, zeroDenoisers } from './plan.js';
 import {
   type EpochRecord,
@@ -101,6 +101,8 @@ export interface FusedDenoisers {
   start: Map<string, Tensor>;
   /** `original` with the denoisers fused into its weights: same graph, new values. */
   fused: Model;
+  /** The copies fusion added for layers whose weight or bias was shared (or tied). */
+  fuseReport: FuseReport;
   /** Per layer for the closed form (samples, regularisation); per epoch for training. */
   fit: ClosedFormReport[] | EpochRecord[];
   /** What a user should know about the fit (too few samples, a singular covariance). */
@@ -160,7 +162,7 @@ async function fitDenoisers(
   plan: ConversionPlan,
   method: FitMethod,
   common: PipelineCommon,
-): Promise<Omit<FusedDenoisers, 'fused' | 'warnings'>> {
+): Promise<Omit<FusedDenoisers, 'fused' | 'fuseReport' | 'warnings'>> {
   const { seed, threads } = common;
   switch (method.kind) {
     case 'closed-form':
@@ -236,13 +238,13 @@ export async function fitAndFuse(
 ): Promise<FusedDenoisers> {
   const fitted = await fitDenoisers(model, plan, method, common);
   common.onProgress?.({ stage: 'fuse', done: 0, total: 1 });
-  const fused = fuseModel(fitted.original, plan, fitted.values);
+  const { model: fused, report: fuseReport } = fuseWithReport(fitted.original, plan, fitted.values);
   common.onProgress?.({ stage: 'fuse', done: 1, total: 1 });
   const warnings =
     method.kind === 'closed-form' || method.kind === 'closed-form-stats'
       ? closedFormWarnings(plan, fitted.fit as ClosedFormReport[])
       : [];
-  return { ...fitted, fused, warnings };
+  return { ...fitted, fused, fuseReport, warnings };
 }
 
 /** What {@link checkFusion} compares and measures. */

@@ -10,7 +10,7 @@ import {
   type StepCoefficients,
   type TimestepMode,
 } from './schedule.js';
-import { type LayerFilter, type SelectedLayer, selectLayersOrFail } from './select.js';
+import { type LayerFilter, type SelectedLayer, type SkippedLayer, surveyOrFail } from './select.js';
 
 /** One selected layer with its denoiser's placement, timestep and parameter names. */
 export interface DenoiserPlan {
@@ -35,6 +35,16 @@ export interface ConversionPlan {
   layers: DenoiserPlan[];
   schedule: Schedule;
   timestepMode: TimestepMode;
+  /**
+   * Candidate layers (MatMul, Gemm, Conv passing the filter) that are not converted, each
+   * with its reason: tied or dynamic weights, grouped or depthwise convs, ...
+   */
+  skipped: SkippedLayer[];
+  /**
+   * Whether layers with tied weights were selected, to be fused each into its own copy of
+   * the weight (fuseModel refuses to write a tied weight otherwise).
+   */
+  untie: boolean;
 }
 
 export interface PlanOptions {
@@ -43,6 +53,11 @@ export interface PlanOptions {
   schedule?: ScheduleOptions;
   /** Model name or file, for messages. */
   source?: string;
+  /**
+   * Also convert layers whose weight another layer reads (tied weights): each gets its own
+   * copy of the weight at fusion, which adds parameters. Default: skip them, with a reason.
+   */
+  untie?: boolean;
 }
 
 /** The suffix every denoiser parameter name carries. */
@@ -58,7 +73,13 @@ export const DENOISE_SUFFIX = '.denoise';
 export function planConversion(graph: Graph, opts: PlanOptions = {}): ConversionPlan {
   const schedule = makeSchedule(opts.schedule);
   const timestepMode = opts.timesteps ?? 'paper';
-  const selected = selectLayersOrFail(graph, opts.filter ?? 'all', opts.source ?? graph.name);
+  const untie = opts.untie ?? false;
+  const { layers: selected, skipped } = surveyOrFail(
+    graph,
+    opts.filter ?? 'all',
+    opts.source ?? graph.name,
+    { untie },
+  );
   const ts = assignTimesteps(
     selected.map((l) => l.name),
     timestepMode,
@@ -84,7 +105,7 @@ export function planConversion(graph: Graph, opts: PlanOptions = {}): Conversion
       },
     };
   });
-  return { layers, schedule, timestepMode };
+  return { layers, schedule, timestepMode, skipped, untie };
 }
 
 /** Every denoiser parameter name of a plan, in layer order. */

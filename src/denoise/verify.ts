@@ -1,16 +1,47 @@
 import { countFlops } from '../eval/flops.js';
 import { compareLatency, latencyRunsFor } from '../eval/latency.js';
-import type { Model } from '../onnx/ir.js';
+import { type Model, producers } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session, withExtraOutputs } from '../runtime/session.js';
+import { copiedFrom } from './fuse.js';
 import { buildDenoisedModel } from './graph.js';
 import type { ConversionPlan } from './plan.js';
+import { traceRoute, valueAlong } from './routes.js';
 
-/** Differences in structure between two models (empty when the topology is identical). */
+/**
+ * The initializers `fused` adds to `original`: copies fusion made so that a layer owns its
+ * tensor (`<value>::copy`), each of the dtype and shape of the value it replaces. Other
+ * added names are not copies.
+ */
+export function initializerCopies(original: Model, fused: Model): Map<string, string> {
+  const ga = original.graph;
+  const prod = producers(ga);
+  const out = new Map<string, string>();
+  for (const [name, t] of fused.graph.initializers) {
+    if (ga.initializers.has(name)) continue;
+    const of = copiedFrom(name);
+    if (of === undefined) continue;
+    const traced = traceRoute(ga, of, prod, true);
+    if (!('route' in traced)) continue;
+    const v = valueAlong(ga, traced.route, traced.route.path.length);
+    if (v.dtype === t.dtype && v.dims.join() === t.dims.join()) out.set(name, of);
+  }
+  return out;
+}
+
+/**
+ * Differences in structure between two models (empty when the topology is identical):
+ * the same nodes (names, ops, attributes) in the same order, reading and writing the same
+ * values, the same initializer names, dtypes and shapes, the same graph inputs and
+ * outputs. The copies fusion adds for layers whose tensors were shared
+ * ({@link initializerCopies}) are allowed: an input that read a value may read its copy.
+ */
 export function compareTopology(a: Model, b: Model): string[] {
   const diffs: string[] = [];
   const ga = a.graph;
   const gb = b.graph;
+  const copies = initializerCopies(a, b);
+  const sameInput = (x: string, y: string) => x === y || copies.get(y) === x;
   if (ga.nodes.length !== gb.nodes.length)
     diffs.push(`node count ${ga.nodes.length} vs ${gb.nodes.length}`);
   const n = Math.min(ga.nodes.length, gb.nodes.length);
@@ -20,7 +51,8 @@ export function compareTopology(a: Model, b: Model): string[] {
     if (x.opType !== y.opType || x.name !== y.name)
       diffs.push(`node #${i}: ${x.name} (${x.opType}) vs ${y.name} (${y.opType})`);
     else if (
-      x.inputs.join('|') !== y.inputs.join('|') ||
+      x.inputs.length !== y.inputs.length ||
+      x.inputs.some((v, k) => !sameInput(v, y.inputs[k]!)) ||
       x.outputs.join('|') !== y.outputs.join('|')
     ) {
       diffs.push(`node #${i} ${x.name}: inputs/outputs differ`);
@@ -31,7 +63,10 @@ export function compareTopology(a: Model, b: Model): string[] {
     }
   }
   const ia = [...ga.initializers.entries()].map(([k, t]) => `${k}:${t.dtype}[${t.dims}]`).sort();
-  const ib = [...gb.initializers.entries()].map(([k, t]) => `${k}:${t.dtype}[${t.dims}]`).sort();
+  const ib = [...gb.initializers.entries()]
+    .filter(([k]) => !copies.has(k))
+    .map(([k, t]) => `${k}:${t.dtype}[${t.dims}]`)
+    .sort();
   if (ia.join('\n') !== ib.join('\n')) diffs.push('initializer names, dtypes or shapes differ');
   const io = (g: typeof ga) =>
     JSON.stringify([g.inputs.map((v) => [v.name, v.dtype, v.shape]), g.outputs.map((v) => v.name)]);
@@ -69,7 +104,8 @@ export interface LatencyStat {
 export interface VerifyReport {
   ok: boolean;
   tolerance: number;
-  topology: { identical: boolean; differences: string[] };
+  /** `copies`: initializers fusion added (copy name → the value it replaced for one layer). */
+  topology: { identical: boolean; differences: string[]; copies: Record<string, string> };
   flops: { original: number; fused: number };
   outputs: ErrorStat[];
   layers: ErrorStat[];
@@ -152,7 +188,11 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
   return {
     ok: failures.length === 0,
     tolerance,
-    topology: { identical: differences.length === 0, differences },
+    topology: {
+      identical: differences.length === 0,
+      differences,
+      copies: Object.fromEntries(initializerCopies(opts.original, opts.fused)),
+    },
     flops,
     outputs,
     layers,

@@ -101,6 +101,25 @@ export class FeedError extends DenoiseRepError {
   }
 }
 
+/**
+ * Fusion would write a tensor that another layer also reads as its weight (tied weights)
+ * without being allowed to untie them: writing it would change the other layer too.
+ */
+export class SharedTensorError extends ModelError {
+  /** The layer being fused. */
+  readonly layer: string;
+  /** The shared tensor (initializer) and the other layers that read it. */
+  readonly tensor: string;
+  readonly readers: string[];
+  constructor(layer: string, tensor: string, readers: string[], message: string) {
+    super(message);
+    this.name = 'SharedTensorError';
+    this.layer = layer;
+    this.tensor = tensor;
+    this.readers = readers;
+  }
+}
+
 /** Exit code for the CLI: 1 for bad usage, 2 for bad data or model, 3 for internal errors. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof DenoiseRepError) return err.kind === 'usage' ? 1 : 2;

@@ -15,6 +15,7 @@ import { checkOutputPaths, type FlagPath } from '../../util/output-paths.js';
 import type { MomentAccumulator } from '../closed-form.js';
 import type { LayerReport } from '../diagnostics.js';
 import { type ClosedFormReport, mergeMoments, readMoments, writeMoments } from '../fit.js';
+import type { FuseReport, TensorCopy } from '../fuse.js';
 import {
   collectStatistics,
   type FitMethod,
@@ -24,6 +25,7 @@ import {
 } from '../pipeline.js';
 import { type ConversionPlan, planConversion } from '../plan.js';
 import type { TimestepMode } from '../schedule.js';
+import type { SkippedLayer } from '../select.js';
 import type { EpochRecord } from '../train.js';
 import type { VerifyReport } from '../verify.js';
 import {
@@ -53,6 +55,11 @@ export interface FitOptions extends CommonOptions, ImageOptions {
   layers?: string;
   /** Timestep assignment: `'paper'` (N..1, default) or `'public-code'`. */
   timesteps?: 'paper' | 'public-code';
+  /**
+   * Also fit layers whose weight another layer reads (tied weights), each fused into its own
+   * copy (more parameters, reported). Default: skip them, with a reason in the report.
+   */
+  untie?: boolean;
   /** `'closed-form'` (default: the MSE-optimal denoisers) or `'sgd'` (the paper's L1+MSE training). */
   mode?: 'closed-form' | 'sgd';
   /** SGD: epochs (default 5). */
@@ -67,7 +74,10 @@ export interface FitOptions extends CommonOptions, ImageOptions {
   shard?: string | Shard;
   /** Where `shard` writes its statistics. */
   statsOut?: string;
-  /** Closed form: fit from these statistics files (summed) instead of images. */
+  /**
+   * Closed form: fit from these statistics files (the shards of one split, summed) instead
+   * of images; `images`/`data`, if given, then only verify the fused model.
+   */
   fromStats?: string | string[];
   /** Per-layer diagnostics as JSON; the spectra go beside it as .svg and .png. */
   report?: string;
@@ -103,9 +113,16 @@ export interface FitReport {
   layers: LayerReport[];
   /** Images used (absent when fitted from statistics files). */
   images?: number;
+  /** MatMul/Gemm/Conv layers not converted, each with its reason (tied, depthwise, ...). */
+  skippedLayers: SkippedLayer[];
+  /** Initializers fusion added so that no fused tensor is shared with another reader. */
+  copies: TensorCopy[];
+  /** Elements in those copies; `untiedParameters` of them for tied weights (`untie`). */
+  addedParameters: number;
+  untiedParameters: number;
   /** Images skipped as undecodable (`skipCorrupt`). */
   skipped: number;
-  /** Absent when fitted from statistics files (no images to compare on). */
+  /** Absent when fitted from statistics files without images to compare on. */
   verification?: FitVerification;
   /** Per layer for the closed form; per epoch for SGD. */
   fit: ClosedFormReport[] | EpochRecord[];
@@ -204,11 +221,9 @@ function fitPaths(model: string, o: FitOptions, s: FitSettings): [FlagPath[], Fl
   const inputs: FlagPath[] = [];
   if (isModelFile(model)) inputs.push({ flag: '<model>', path: model });
   for (const f of s.fromStats ?? []) inputs.push({ flag: '--from-stats', path: f });
-  if (!s.fromStats) {
-    for (const f of [o.images ?? []].flat()) inputs.push({ flag: '--images', path: f });
-    const data = dataSourcePath(o.data);
-    if (data) inputs.push({ flag: '--data', path: data });
-  }
+  for (const f of [o.images ?? []].flat()) inputs.push({ flag: '--images', path: f });
+  const data = dataSourcePath(o.data);
+  if (data) inputs.push({ flag: '--data', path: data });
   if (s.shard) return [inputs, [{ flag: '--stats-out', path: o.statsOut! }]];
   const outputs: FlagPath[] = [{ flag: '--out', path: o.out! }];
   if (o.denoisersOut) outputs.push({ flag: '--denoisers-out', path: o.denoisersOut });
@@ -239,6 +254,19 @@ function statsFromFiles(files: string[], plan: ConversionPlan): Map<string, Mome
   return stats;
 }
 
+/** What the report says about skipped layers and shared tensors. */
+function sharing(
+  plan: ConversionPlan,
+  f: FuseReport,
+): Pick<FitReport, 'skippedLayers' | 'copies' | 'addedParameters' | 'untiedParameters'> {
+  return {
+    skippedLayers: plan.skipped,
+    copies: f.copies,
+    addedParameters: f.addedParameters,
+    untiedParameters: f.untiedParameters,
+  };
+}
+
 /** The verification report in brief. */
 function briefVerification(v: VerifyReport): FitVerification {
   return {
@@ -265,10 +293,12 @@ async function loadFitInputs(modelArg: string, o: FitOptions, s: FitSettings): P
   const plan = planConversion(model.graph, {
     filter: s.layers,
     timesteps: (o.timesteps ?? 'paper') as TimestepMode,
+    untie: o.untie ?? false,
     source,
   });
   const input = imageInput(model, source);
-  if (s.fromStats) return { model, source, plan, skipped: 0 };
+  // From statistics, images are optional: they only verify the fused model.
+  if (s.fromStats && !o.images && !o.data) return { model, source, plan, skipped: 0 };
   const { data, skipped, prep } = await loadInputImages(model, source, imageSettings(o), 'train');
   const feeds = { data, inputName: input.name, batchSize: s.batchSize, preprocess: prep };
   return { model, source, plan, data, skipped, prep, feeds };
@@ -339,6 +369,7 @@ function fitPipeline(o: FitOptions, s: FitSettings, x: FitInputs): Promise<Pipel
               fit: r.fit,
               verification: c.verification && briefVerification(c.verification),
               skipped: x.skipped,
+              ...sharing(x.plan, r.fuseReport),
             }),
           }
         : undefined,
@@ -385,8 +416,9 @@ export async function fit(
     out: o.out!,
     mode: s.mode,
     layers: r.layers,
-    images: x.data?.size,
+    images: s.fromStats ? undefined : x.data?.size,
     skipped: x.skipped,
+    ...sharing(x.plan, r.fuseReport),
     verification: r.verification && briefVerification(r.verification),
     fit: r.fit,
     warnings: r.warnings,

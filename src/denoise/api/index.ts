@@ -8,6 +8,11 @@ export {
   type Shard,
   type StatisticsReport,
 } from './fit.js';
+export {
+  exportWeights,
+  type ExportWeightsCallOptions,
+  type ExportWeightsReport,
+} from './export-weights.js';
 export type { CommonOptions, ImageOptions } from './options.js';
 export {
   inspect,

@@ -12,6 +12,7 @@ import { readDenoisers } from '../denoiser-file.js';
 import { describePlan, type PlannedLayerInfo } from '../fit.js';
 import { planConversion } from '../plan.js';
 import type { TimestepMode } from '../schedule.js';
+import type { SkippedLayer } from '../select.js';
 import { type VerifyReport, verifyFusion } from '../verify.js';
 import {
   checkInt,
@@ -92,6 +93,8 @@ export interface InspectOptions extends Pick<CommonOptions, 'seed'> {
   layers?: string;
   /** Timestep assignment: `'paper'` (N..1, default) or `'public-code'`. */
   timesteps?: 'paper' | 'public-code';
+  /** Also select layers with tied weights (fusion gives each its own copy). */
+  untie?: boolean;
 }
 
 /** What {@link inspect} found. */
@@ -103,6 +106,8 @@ export interface InspectReport {
   selected: number;
   /** The selected layers: shapes, denoiser, timestep, coefficients and FLOPs of each. */
   layers: (PlannedLayerInfo & { flops: number })[];
+  /** MatMul, Gemm and Conv layers (passing the filter) not selected, each with its reason. */
+  skipped: SkippedLayer[];
 }
 
 /**
@@ -122,6 +127,7 @@ export async function inspect(model: string, options: InspectOptions = {}): Prom
   const plan = planConversion(m.graph, {
     filter: options.layers ?? 'all',
     timesteps: (options.timesteps ?? 'paper') as TimestepMode,
+    untie: options.untie ?? false,
     source,
   });
   const flops = countFlops(m);
@@ -136,5 +142,6 @@ export async function inspect(model: string, options: InspectOptions = {}): Prom
     flopsPerImage: flops.total,
     selected: layers.length,
     layers,
+    skipped: plan.skipped,
   };
 }
