@@ -33,10 +33,12 @@ import { planConversion } from '../src/denoise/plan.js';
 import { countFlops } from '../src/eval/flops.js';
 import { decodeModel } from '../src/onnx/serialize.js';
 import { measureShapes } from '../src/runtime/measure-shapes.js';
+import onnxProto from 'onnx-proto';
 import { DenoiseRepError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
 import { type FuzzInput, mutate, type SideFile } from './fuzz-mutations.js';
 
+const { onnx } = onnxProto;
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** How a case ended. */
@@ -50,22 +52,33 @@ interface Fixture {
   files: Map<string, SideFile>;
 }
 
+/** The external-data locations a model file names (its side files). */
+function locationsOf(bytes: Uint8Array): Set<string> {
+  const out = new Set<string>();
+  for (const t of onnx.ModelProto.decode(bytes).graph?.initializer ?? []) {
+    if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+    const loc = t.externalData?.find((e) => e.key === 'location')?.value;
+    if (loc) out.add(loc);
+  }
+  return out;
+}
+
 /** The corpus: every .onnx under the fixture folders, with its external-data files. */
 function loadFixtures(): Fixture[] {
   const out: Fixture[] = [];
   const visit = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+    const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
       a.name < b.name ? -1 : 1,
-    )) {
+    );
+    for (const e of entries) {
       const p = join(dir, e.name);
       if (e.isDirectory()) visit(p);
       else if (e.name.endsWith('.onnx')) {
+        const bytes = readFileSync(p);
         const files = new Map<string, SideFile>();
-        for (const f of readdirSync(dir, { withFileTypes: true })) {
-          if (f.isFile() && !f.name.endsWith('.onnx') && !f.name.endsWith('.json'))
-            files.set(f.name, { kind: 'file', bytes: readFileSync(join(dir, f.name)) });
-        }
-        out.push({ name: p.slice(repo.length + 1), bytes: readFileSync(p), files });
+        for (const loc of locationsOf(bytes))
+          files.set(loc, { kind: 'file', bytes: readFileSync(join(dir, loc)) });
+        out.push({ name: p.slice(repo.length + 1), bytes, files });
       }
     }
   };

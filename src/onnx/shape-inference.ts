@@ -103,8 +103,10 @@ export function inferNode(
   const outs = rule(ctx);
   return outs.map((o, i) => {
     const name = node.outputs[i] ?? o.name;
-    checkShapeBounds(`${where} output '${name}'`, o.dtype, o.shape);
-    return { ...o, name };
+    // A dim a rule could not read (an index past a short list) is unknown, not undefined.
+    const shape = o.shape && o.shape.map((d) => (d === undefined ? null : d));
+    checkShapeBounds(`${where} output '${name}'`, o.dtype, shape);
+    return { ...o, name, shape };
   });
 }
 

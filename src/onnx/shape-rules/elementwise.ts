@@ -171,6 +171,7 @@ registerShapeRule('Pow', (ctx) => {
 // Variadic (one or more inputs, multidirectional broadcasting).
 for (const op of ['Sum', 'Mean', 'Max', 'Min']) {
   registerShapeRule(op, (ctx) => {
+    if (ctx.inputCount === 0) ctx.fail(`${op} needs at least one input`);
     const idx = [...Array(ctx.inputCount).keys()];
     const dtype = sameDtype(ctx, idx);
     return [

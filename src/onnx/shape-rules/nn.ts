@@ -149,9 +149,13 @@ registerShapeRule('ConvTranspose', (ctx) => {
     w.slice(2).map((d) => Number(d)),
   );
   const r = kernel.length;
+  if (x.length !== w.length || x.length < 3 || r !== x.length - 2)
+    ctx.fail(`input [${x}], weight [${w}] and kernel [${kernel}] ranks do not fit`);
   const strides = attrInts(ctx.node, 'strides', Array(r).fill(1));
   const dilations = attrInts(ctx.node, 'dilations', Array(r).fill(1));
   const pads = attrInts(ctx.node, 'pads', Array(2 * r).fill(0));
+  if (strides.length !== r || dilations.length !== r || pads.length !== 2 * r)
+    ctx.fail(`strides/dilations/pads do not match ${r} spatial dims`);
   const outPad = attrInts(ctx.node, 'output_padding', Array(r).fill(0));
   const explicit = attrInts(ctx.node, 'output_shape');
   const cout = typeof w[1] === 'number' ? w[1] * group : null;
@@ -179,6 +183,8 @@ for (const op of ['MaxPool', 'AveragePool', 'LpPool']) {
     if (!x) return [{ name: '', dtype: xi.dtype, shape: null }];
     const kernel = attrInts(ctx.node, 'kernel_shape');
     if (!kernel) return ctx.fail("missing attribute 'kernel_shape'");
+    if (x.length !== kernel.length + 2)
+      ctx.fail(`input [${x}] does not fit kernel_shape [${kernel}] (rank ${kernel.length + 2})`);
     const wa = windowAttrs(ctx, x.slice(2), kernel);
     const r = kernel.length;
     const ceil = attrInt(ctx.node, 'ceil_mode', 0) === 1;
@@ -204,6 +210,7 @@ for (const op of ['GlobalAveragePool', 'GlobalMaxPool']) {
   registerShapeRule(op, (ctx) => {
     const x = ctx.required(0);
     if (!x.shape) return [{ name: '', dtype: x.dtype, shape: null }];
+    if (x.shape.length < 3) ctx.fail(`input must be N x C x spatial, got rank ${x.shape.length}`);
     return [
       {
         name: '',

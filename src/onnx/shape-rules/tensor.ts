@@ -136,6 +136,7 @@ registerShapeRule('Transpose', (ctx) => {
 });
 
 registerShapeRule('Concat', (ctx) => {
+  if (ctx.inputCount === 0) ctx.fail('Concat needs at least one input');
   const ins = [...Array(ctx.inputCount).keys()].map((i) => ctx.required(i));
   const dtype = ins[0]!.dtype;
   for (const v of ins)
@@ -374,7 +375,7 @@ registerShapeRule('ConstantOfShape', (ctx) => {
 registerShapeRule('Range', (ctx) => {
   const start = ctx.required(0);
   const [s, l, d] = [constInts(ctx, 0), constInts(ctx, 1), constInts(ctx, 2)];
-  if (s && l && d && d[0] !== 0) {
+  if (s?.length === 1 && l?.length === 1 && d?.length === 1 && d[0] !== 0) {
     const n = Math.max(Math.ceil((l[0]! - s[0]!) / d[0]!), 0);
     return [{ name: '', dtype: start.dtype, shape: [n] }];
   }
@@ -428,7 +429,7 @@ registerShapeRule('OneHot', (ctx) => {
   const r = idx.shape.length + 1;
   const axis = normAxis(ctx, attrInt(ctx.node, 'axis', -1), r);
   const out = [...idx.shape];
-  out.splice(axis, 0, depth ? depth[0]! : null);
+  out.splice(axis, 0, depth?.length === 1 ? depth[0]! : null);
   return [{ name: '', dtype: values.dtype, shape: out }];
 });
 
@@ -450,7 +451,7 @@ registerShapeRule('TopK', (ctx) => {
   const indices = (shape: Dim[] | null) => ({ name: '', dtype: 'int64' as const, shape });
   if (!x.shape) return [{ name: '', dtype: x.dtype, shape: null }, indices(null)];
   const axis = normAxis(ctx, attrInt(ctx.node, 'axis', -1), x.shape.length);
-  const shape = x.shape.map((d, i) => (i === axis ? (k ? k[0]! : null) : d));
+  const shape = x.shape.map((d, i) => (i === axis ? (k?.length === 1 ? k[0]! : null) : d));
   return [{ name: '', dtype: x.dtype, shape }, indices([...shape])];
 });
 
