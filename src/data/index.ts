@@ -1,4 +1,5 @@
 export * from './cifar.js';
+export * from './corruptions.js';
 export * from './dataset.js';
 export * from './fashion-mnist.js';
 export * from './idx.js';
