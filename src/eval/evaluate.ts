@@ -11,7 +11,7 @@ import { Session } from '../runtime/session.js';
 import type { SessionCache } from '../runtime/session-cache.js';
 import type { ParamStore } from '../models/params.js';
 import { Rng } from '../util/rng.js';
-import { classificationMetrics } from './classification.js';
+import { classificationMetrics, predictions } from './classification.js';
 import { countFlops } from './flops.js';
 import { distanceMatrix, evaluateRetrieval } from './retrieval.js';
 
@@ -33,6 +33,10 @@ export interface ModelEvaluation {
   /** Accuracy per class (absent when the task is 'retrieval'). */
   perClass?: number[];
   images: number;
+  /** With `perItem`: 1 where image i's top-1 prediction is its label, else 0. */
+  correct?: Uint8Array;
+  /** With `perItem`: AP of each retrieval query (NaN for a skipped query). */
+  queryAP?: Float64Array;
 }
 
 /**
@@ -70,6 +74,8 @@ export async function evaluateModel(
     queriesPerClass?: number;
     /** Share compiled sessions with other calls on the same model. */
     sessions?: SessionCache;
+    /** Also return per-image correctness and per-query AP (for paired statistics). */
+    perItem?: boolean;
   } = {},
 ): Promise<ModelEvaluation> {
   if ('def' in model) model = modelWithWeights(model.def, model.values);
@@ -122,8 +128,14 @@ export async function evaluateModel(
     await (opts.sessions ? opts.sessions.give(session) : session.release());
   }
   const cls = task === 'retrieval' ? undefined : classificationMetrics(logits, data.labels, k);
+  let correct: Uint8Array | undefined;
+  if (opts.perItem && cls) {
+    const pred = predictions(logits, k);
+    correct = Uint8Array.from(pred, (p, i) => (p === data.labels[i] ? 1 : 0));
+  }
   if (task === 'classification') {
     return {
+      ...(correct ? { correct } : {}),
       acc1: cls!.acc1,
       acc5: cls!.acc5,
       perClass: cls!.perClass,
@@ -146,6 +158,7 @@ export async function evaluateModel(
     dist,
     qLabels: Array.from(query, (i) => data.labels[i]!),
     gLabels: Array.from(gallery, (i) => data.labels[i]!),
+    perQuery: opts.perItem,
   });
   return {
     acc1: cls?.acc1 ?? NaN,
@@ -158,6 +171,8 @@ export async function evaluateModel(
     skippedQueries: ret.skippedQueries,
     perClass: cls?.perClass,
     images: data.size,
+    ...(correct ? { correct } : {}),
+    ...(ret.queryAP ? { queryAP: ret.queryAP } : {}),
   };
 }
 

@@ -98,6 +98,11 @@ export interface RetrievalMetrics {
   validQueries: number;
   /** Queries with no true match left after the exclusions (not in the means). */
   skippedQueries: number;
+  /**
+   * AP of each query, in query order, NaN for a skipped query (only with `perQuery`): the
+   * per-item scores a paired bootstrap of mAP resamples.
+   */
+  queryAP?: Float64Array;
 }
 
 /** Inputs of {@link evaluateRetrieval}. */
@@ -114,6 +119,8 @@ export interface RetrievalInput {
   gCams?: ArrayLike<number>;
   /** Length of the returned CMC curve (default 10). */
   maxRank?: number;
+  /** Also return each query's AP (`queryAP`). */
+  perQuery?: boolean;
 }
 
 /**
@@ -167,6 +174,7 @@ export function evaluateRetrieval(opts: RetrievalInput): RetrievalMetrics {
   const firstHits = new Float64Array(cmcLen);
   let apSum = 0;
   let valid = 0;
+  const queryAP = opts.perQuery ? new Float64Array(nq).fill(NaN) : undefined;
   const matchIdx: number[] = [];
   const others: number[] = [];
   for (let i = 0; i < nq; i++) {
@@ -214,6 +222,7 @@ export function evaluateRetrieval(opts: RetrievalInput): RetrievalMetrics {
       precSum += (p + 1) / rank;
     }
     apSum += precSum / m;
+    if (queryAP) queryAP[i] = precSum / m;
     if (first <= cmcLen) firstHits[first - 1]!++;
   }
   const cmcAll: number[] = [];
@@ -230,5 +239,6 @@ export function evaluateRetrieval(opts: RetrievalInput): RetrievalMetrics {
     rank10: cmcAll[9]!,
     validQueries: valid,
     skippedQueries: nq - valid,
+    ...(queryAP ? { queryAP } : {}),
   };
 }

@@ -48,6 +48,10 @@ describe('evaluateRetrieval', () => {
     close(r.mAP, 7 / 9);
     assert.equal(r.rank1, 1);
     assert.equal(r.cmc.length, 10);
+    assert.equal(r.queryAP, undefined);
+    const per = evaluateRetrieval({ dist, qLabels, gLabels, perQuery: true }).queryAP!;
+    close(per[0]!, 29 / 36);
+    close(per[1]!, 3 / 4);
   });
 
   test('a query without a valid match is skipped and counted', () => {
@@ -67,6 +71,16 @@ describe('evaluateRetrieval', () => {
     assert.equal(r.validQueries, 1);
     assert.equal(r.skippedQueries, 2);
     close(r.mAP, 1 / 3);
+    const per = evaluateRetrieval({
+      dist: [...row, ...row, ...row],
+      qLabels: [4, 9, 1],
+      gLabels: [4, 4, -1, 1],
+      qCams: [0, 0, 0],
+      gCams: [0, 0, 1, 1],
+      perQuery: true,
+    }).queryAP!;
+    assert.ok(Number.isNaN(per[0]) && Number.isNaN(per[1]));
+    close(per[2]!, 1 / 3);
     assert.deepEqual(r.cmc, [0, 0, 1]);
   });
 
