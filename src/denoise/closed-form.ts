@@ -12,7 +12,14 @@
  * bd = -s1 Wd mu, i.e. eps_hat = Wd (x_t - s1 mu).
  */
 import { DataError, UsageError } from '../util/errors.js';
-import { cholesky, choleskySolve, identity, type NumArray, symmetriseInPlace } from './linalg.js';
+import {
+  cholesky,
+  choleskySolve,
+  identity,
+  type NumArray,
+  symmetricEigen,
+  symmetriseInPlace,
+} from './linalg.js';
 import type { StepCoefficients } from './schedule.js';
 
 const MAGIC = 'DRMOMENT';
@@ -256,6 +263,99 @@ export function fitDenoiser(
     bd[i] = -s1 * s;
   }
   return { Wd: wd, bd, e: new Float64Array(d), regularised: jitter > 0, jitter };
+}
+
+/**
+ * The eigendecomposition of a layer's input covariance, S = V diag(λ) Vᵀ, with the mean:
+ * everything the closed-form fit needs at any noise level ({@link fitDenoiserSpectral}).
+ */
+export interface CovarianceSpectrum {
+  dim: number;
+  count: number;
+  mean: Float64Array;
+  /** Eigenvalues of S, ascending; rounding below 0 is clamped to 0 (S is PSD). */
+  values: Float64Array;
+  /** V: dim x dim, eigenvector k in column k. */
+  vectors: Float64Array;
+}
+
+/**
+ * Eigendecomposes the covariance of `stats` once, so that the closed-form denoiser can be
+ * had at many noise levels for O(d³) each without refactorising.
+ * @param stats - moments of the layer's clean inputs
+ * @param name - for error messages
+ * @example
+ * const spec = covarianceSpectrum(acc);
+ * for (const c of levels) fitDenoiserSpectral(spec, c);
+ */
+export function covarianceSpectrum(
+  stats: MomentAccumulator,
+  name = 'statistics',
+): CovarianceSpectrum {
+  if (stats.count === 0) throw new DataError(`${name}: no samples to fit a denoiser`);
+  const cov = stats.covariance();
+  for (let i = 0; i < cov.length; i++) {
+    if (!Number.isFinite(cov[i]!))
+      throw new DataError(`${name}: statistics are not finite (NaN or Inf in the inputs)`);
+  }
+  const eig = symmetricEigen(cov, stats.dim);
+  return {
+    dim: stats.dim,
+    count: stats.count,
+    mean: stats.mean(),
+    values: eig.values.map((v) => Math.max(0, v)),
+    vectors: eig.vectors,
+  };
+}
+
+/**
+ * The closed-form denoiser of {@link fitDenoiser} from a precomputed spectrum: with
+ * S = V diag(λ) Vᵀ, s1² S + s2² I = V diag(s1² λ + s2²) Vᵀ, so
+ *   Wd = s2 (s1² S + s2² I + ridge I)⁻¹ = V diag(s2 / (s1² λ + s2² + ridge)) Vᵀ,
+ * for any s1, s2 from one eigendecomposition; bd = −s1 Wd mu, e = 0 as before. Needs
+ * s2² + ridge > 0 (a noise-free step has no noise to predict).
+ * @param spec - from {@link covarianceSpectrum}
+ * @param coeffs - s1, s2 at the layer's timestep
+ * @param opts - ridge (>= 0), name for messages
+ * @example fitDenoiserSpectral(covarianceSpectrum(acc), coefficients(makeSchedule({ noiseScale: 10 }), 3));
+ */
+export function fitDenoiserSpectral(
+  spec: CovarianceSpectrum,
+  coeffs: NoiseScales,
+  opts: { ridge?: number; name?: string } = {},
+): FittedDenoiser {
+  const name = opts.name ?? 'statistics';
+  const ridge = opts.ridge ?? 0;
+  if (!(ridge >= 0) || !Number.isFinite(ridge))
+    throw new UsageError(`ridge must be a finite number >= 0, got ${ridge}`);
+  const { s1, s2 } = coeffs;
+  if (!Number.isFinite(s1) || !Number.isFinite(s2) || s1 < 0 || s2 < 0) {
+    throw new UsageError(`${name}: noise scales s1=${s1}, s2=${s2} must be finite and >= 0`);
+  }
+  if (!(s2 * s2 + ridge > 0))
+    throw new UsageError(`${name}: s2 = 0 and no ridge: the denoiser is undefined`);
+  const d = spec.dim;
+  const v = spec.vectors;
+  const g = spec.values.map((lam) => s2 / (s1 * s1 * lam + s2 * s2 + ridge));
+  // Wd = Σ_k g_k v_k v_kᵀ, built as (V diag(g)) Vᵀ over the upper triangle, mirrored.
+  const wd = new Float64Array(d * d);
+  const vg = new Float64Array(d);
+  for (let i = 0; i < d; i++) {
+    for (let k = 0; k < d; k++) vg[k] = v[i * d + k]! * g[k]!;
+    for (let j = i; j < d; j++) {
+      let sum = 0;
+      for (let k = 0; k < d; k++) sum += vg[k]! * v[j * d + k]!;
+      wd[i * d + j] = sum;
+      wd[j * d + i] = sum;
+    }
+  }
+  const bd = new Float64Array(d);
+  for (let i = 0; i < d; i++) {
+    let sum = 0;
+    for (let j = 0; j < d; j++) sum += wd[i * d + j]! * spec.mean[j]!;
+    bd[i] = -s1 * sum;
+  }
+  return { Wd: wd, bd, e: new Float64Array(d), regularised: false, jitter: 0 };
 }
 
 /**

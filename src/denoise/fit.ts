@@ -1,10 +1,17 @@
 import { readFileSync } from 'node:fs';
-import { DataError } from '../util/errors.js';
+import { DataError, UsageError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { fitDenoiser, MomentAccumulator } from './closed-form.js';
+import {
+  type CovarianceSpectrum,
+  covarianceSpectrum,
+  type FittedDenoiser,
+  fitDenoiser,
+  fitDenoiserSpectral,
+  MomentAccumulator,
+} from './closed-form.js';
 import { denoisedValueName, finishSurgery, surgeryBuilder } from './graph.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 
@@ -86,30 +93,83 @@ export function fitClosedForm(
   const values = new Map<string, Tensor>();
   const report: ClosedFormReport[] = [];
   for (const p of plan.layers) {
-    const s = stats.get(p.layer.name);
-    if (!s) throw new DataError(`no statistics for layer '${p.layer.name}'`);
-    if (s.dim !== p.dim)
-      throw new DataError(
-        `statistics for layer '${p.layer.name}' have dim ${s.dim}, expected ${p.dim}`,
-      );
-    let used = s;
-    if (!p.affine) {
-      used = new MomentAccumulator(s.dim).merge(s);
-      used.sum.fill(0);
-    }
+    const used = layerStats(p, stats);
     const fit = fitDenoiser(used, p.coeffs, { ridge: opts.ridge, name: `layer '${p.layer.name}'` });
-    values.set(p.names.weight, float32([p.dim, p.dim], Float32Array.from(fit.Wd)));
-    if (p.names.bias) values.set(p.names.bias, float32([p.dim], Float32Array.from(fit.bd)));
-    if (p.names.embed) values.set(p.names.embed, float32([p.dim], Float32Array.from(fit.e)));
+    setDenoiser(values, p, fit);
     report.push({
       layer: p.layer.name,
       t: p.t,
-      samples: s.count,
+      samples: used.count,
       regularised: fit.regularised,
       jitter: fit.jitter,
     });
   }
   return { values, report };
+}
+
+/**
+ * The closed-form denoisers at many noise levels from one eigendecomposition per layer:
+ * `plans` are the same layers planned under different schedules (noise scales, timestep
+ * spreads), e.g. `scales.map((k) => planConversion(g, { schedule: { noiseScale: k } }))`.
+ * Each level then costs O(d³) per layer and no factorisation; the result equals
+ * {@link fitClosedForm} on each plan (see {@link fitDenoiserSpectral}).
+ * @param plans - one plan per level, all selecting the same layers
+ * @param stats - moments of the layers' clean inputs ({@link collectMoments})
+ * @param opts - ridge
+ * @returns the denoiser values of each plan, in the order of `plans`, and each layer's spectrum
+ */
+export function fitClosedFormSweep(
+  plans: readonly ConversionPlan[],
+  stats: Map<string, MomentAccumulator>,
+  opts: { ridge?: number } = {},
+): { values: Map<string, Tensor>[]; spectra: Map<string, CovarianceSpectrum> } {
+  if (plans.length === 0) throw new UsageError('closed-form sweep: no plan given');
+  const key = (pl: ConversionPlan) => pl.layers.map((p) => `${p.layer.name}:${p.dim}`).join('|');
+  const first = key(plans[0]!);
+  plans.forEach((pl, i) => {
+    if (key(pl) !== first)
+      throw new UsageError(`closed-form sweep: plan ${i} selects other layers than plan 0`);
+  });
+  const spectra = new Map<string, CovarianceSpectrum>();
+  for (const p of plans[0]!.layers) {
+    spectra.set(p.layer.name, covarianceSpectrum(layerStats(p, stats), `layer '${p.layer.name}'`));
+  }
+  const values = plans.map((pl) => {
+    const out = new Map<string, Tensor>();
+    for (const p of pl.layers) {
+      const fit = fitDenoiserSpectral(spectra.get(p.layer.name)!, p.coeffs, {
+        ridge: opts.ridge,
+        name: `layer '${p.layer.name}'`,
+      });
+      setDenoiser(out, p, fit);
+    }
+    return out;
+  });
+  return { values, spectra };
+}
+
+/**
+ * A layer's statistics as the fit uses them: checked against the plan; for a layer without
+ * affine terms the mean is dropped, so that the "covariance" is the uncentred second
+ * moment (the optimum among bias-free predictors).
+ */
+function layerStats(p: DenoiserPlan, stats: Map<string, MomentAccumulator>): MomentAccumulator {
+  const s = stats.get(p.layer.name);
+  if (!s) throw new DataError(`no statistics for layer '${p.layer.name}'`);
+  if (s.dim !== p.dim)
+    throw new DataError(
+      `statistics for layer '${p.layer.name}' have dim ${s.dim}, expected ${p.dim}`,
+    );
+  if (p.affine) return s;
+  const used = new MomentAccumulator(s.dim).merge(s);
+  used.sum.fill(0);
+  return used;
+}
+
+function setDenoiser(values: Map<string, Tensor>, p: DenoiserPlan, fit: FittedDenoiser): void {
+  values.set(p.names.weight, float32([p.dim, p.dim], Float32Array.from(fit.Wd)));
+  if (p.names.bias) values.set(p.names.bias, float32([p.dim], Float32Array.from(fit.bd)));
+  if (p.names.embed) values.set(p.names.embed, float32([p.dim], Float32Array.from(fit.e)));
 }
 
 const STATS_MAGIC = 'denoiserep-moments';

@@ -2,6 +2,11 @@
  * The diffusion schedule of DenoiseRep (linear betas, authors' settings 1e-4 .. 2e-3 over
  * 1000 steps), the DDPM reverse-step coefficients at one timestep, and the assignment of a
  * timestep to each selected layer.
+ *
+ * The noise level is configurable two ways: `noiseScale` multiplies every beta (k times the
+ * paper's betas gives, at the small t the layers use, about √k times its c1 and forward
+ * noise s2), and the timestep mode says how timesteps spread over the layers (the paper's
+ * N..1, or evenly from any first to any last timestep, which reaches noisier steps).
  */
 import { UsageError } from '../util/errors.js';
 
@@ -13,13 +18,23 @@ export interface ScheduleOptions {
   betaStart?: number;
   /** beta_T (default 2e-3). */
   betaEnd?: number;
+  /**
+   * Multiplies betaStart and betaEnd (default 1): the noise level relative to the given
+   * betas. The schedule's betaStart/betaEnd are the scaled values, so a schedule rebuilt
+   * from them (denoiser files, training graphs) needs no scale.
+   */
+  noiseScale?: number;
 }
 
 /** A linear-beta diffusion schedule. Arrays are indexed by t - 1 for step t = 1..T. */
 export interface Schedule {
   timesteps: number;
+  /** beta_1 after the noise scale. */
   betaStart: number;
+  /** beta_T after the noise scale. */
   betaEnd: number;
+  /** The scale applied to the given betas (1 unless asked). */
+  noiseScale: number;
   betas: Float64Array;
   alphas: Float64Array;
   /** abar_t = prod_{s <= t} alpha_s */
@@ -54,16 +69,21 @@ export interface StepCoefficients {
  */
 export function makeSchedule(opts: ScheduleOptions = {}): Schedule {
   const timesteps = opts.timesteps ?? 1000;
-  const betaStart = opts.betaStart ?? 1e-4;
-  const betaEnd = opts.betaEnd ?? 2e-3;
+  const noiseScale = opts.noiseScale ?? 1;
+  if (!(noiseScale > 0) || !Number.isFinite(noiseScale)) {
+    throw new UsageError(`noise scale must be a positive number, got ${noiseScale}`);
+  }
+  const betaStart = (opts.betaStart ?? 1e-4) * noiseScale;
+  const betaEnd = (opts.betaEnd ?? 2e-3) * noiseScale;
   if (!Number.isInteger(timesteps) || timesteps < 1) {
     throw new UsageError(`timesteps must be a positive integer, got ${timesteps}`);
   }
+  const scaled = noiseScale === 1 ? '' : ` (after noise scale ${noiseScale})`;
   if (!(betaStart > 0 && betaStart < 1)) {
-    throw new UsageError(`betaStart must be in (0, 1), got ${betaStart}`);
+    throw new UsageError(`betaStart must be in (0, 1), got ${betaStart}${scaled}`);
   }
   if (!(betaEnd > 0 && betaEnd < 1)) {
-    throw new UsageError(`betaEnd must be in (0, 1), got ${betaEnd}`);
+    throw new UsageError(`betaEnd must be in (0, 1), got ${betaEnd}${scaled}`);
   }
   if (!(betaStart < betaEnd)) {
     throw new UsageError(`betaStart (${betaStart}) must be smaller than betaEnd (${betaEnd})`);
@@ -80,7 +100,7 @@ export function makeSchedule(opts: ScheduleOptions = {}): Schedule {
     prod *= 1 - beta;
     alphaBars[i] = prod;
   }
-  return { timesteps, betaStart, betaEnd, betas, alphas, alphaBars };
+  return { timesteps, betaStart, betaEnd, noiseScale, betas, alphas, alphaBars };
 }
 
 /**
@@ -112,8 +132,40 @@ export function coefficients(schedule: Schedule, t: number): StepCoefficients {
   };
 }
 
-/** How layer timesteps are chosen: the paper's N..1, the public code's, or explicit. */
-export type TimestepMode = 'paper' | 'public-code' | Readonly<Record<string, number>>;
+/**
+ * Timesteps spread evenly over the layers: the first layer gets `first`, the last `last`,
+ * layer l of N (0-based) round(first + (last − first)·l/(N − 1)). `{ first: N, last: 1 }`
+ * is the paper's assignment.
+ */
+export interface TimestepSpread {
+  spread: 'linear';
+  first: number;
+  last: number;
+}
+
+/** How layer timesteps are chosen: the paper's N..1, the public code's, spread, or explicit. */
+export type TimestepMode =
+  'paper' | 'public-code' | TimestepSpread | Readonly<Record<string, number>>;
+
+function isSpread(mode: unknown): mode is TimestepSpread {
+  return (
+    typeof mode === 'object' && mode !== null && (mode as { spread?: unknown }).spread === 'linear'
+  );
+}
+
+/**
+ * Parses a timestep mode flag: `paper`, `public-code`, or `linear:<first>:<last>`.
+ * @param v - the flag's value
+ * @example parseTimestepMode('linear:100:1') // { spread: 'linear', first: 100, last: 1 }
+ */
+export function parseTimestepMode(v: string): TimestepMode {
+  if (v === 'paper' || v === 'public-code') return v;
+  const m = /^linear:(\d+):(\d+)$/.exec(v);
+  if (m) return { spread: 'linear', first: Number(m[1]), last: Number(m[2]) };
+  throw new UsageError(
+    `--timesteps must be paper, public-code or linear:<first>:<last> (e.g. linear:100:1), got '${v}'`,
+  );
+}
 
 function parentOf(path: string): string {
   const i = path.lastIndexOf('.');
@@ -138,6 +190,7 @@ function isAncestor(ancestor: string, path: string): boolean {
  *   direct children of its parent: patch_embed.proj, each qkv, fc1 and head get N; each
  *   attn.proj and fc2 get N - 1. Layer names are module paths ('blocks.0.mlp.fc1'), listed
  *   in module registration order (normally the forward order).
+ * - `{ spread: 'linear', first, last }`: evenly from `first` (first layer) to `last`.
  * - a record `{ layerName: t }`: every selected layer must be present, no other names.
  *
  * @param layerNames - module paths of the selected layers in forward order
@@ -185,6 +238,20 @@ export function assignTimesteps(
       }
       check(name, n - before);
     });
+  } else if (isSpread(mode)) {
+    const { first, last } = mode;
+    for (const [k, v] of [
+      ['first', first],
+      ['last', last],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > timesteps)
+        throw new UsageError(
+          `timestep spread: ${k} must be an integer in 1..${timesteps}, got ${v}`,
+        );
+    }
+    layerNames.forEach((name, l) =>
+      check(name, n === 1 ? first : Math.round(first + ((last - first) * l) / (n - 1))),
+    );
   } else if (typeof mode === 'object' && mode !== null) {
     for (const key of Object.keys(mode)) {
       if (!seen.has(key))

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  covarianceSpectrum,
   denoisingLossReference,
   expectedMseLoss,
   fitDenoiser,
+  fitDenoiserSpectral,
   MomentAccumulator,
 } from '../../src/denoise/closed-form.js';
 import { matmul, symmetricEigen, transpose } from '../../src/denoise/linalg.js';
@@ -184,6 +186,31 @@ describe('fitDenoiser', () => {
       for (let i = 0; i < d; i++)
         for (let j = 0; j < d; j++) assert.equal(fit.Wd[i * d + j], fit.Wd[j * d + i]);
     }
+  });
+
+  test('from one eigendecomposition: the direct solve at every noise scale and ridge', () => {
+    const n = 3000;
+    const acc = new MomentAccumulator(d).add(gaussianData(new Rng(6), n), n);
+    const spec = covarianceSpectrum(acc);
+    assert.ok(spec.values.every((v, i) => v >= 0 && (i === 0 || v >= spec.values[i - 1]!)));
+    for (const noiseScale of [1, 3, 10, 30, 100]) {
+      const s = makeSchedule({ noiseScale });
+      for (const t of [1, 5, 26]) {
+        const c = coefficients(s, t);
+        for (const ridge of [0, 1e-3]) {
+          const direct = fitDenoiser(acc, c, { ridge });
+          const spectral = fitDenoiserSpectral(spec, c, { ridge });
+          const scale = Math.max(...Array.from(direct.Wd, Math.abs));
+          const what = `k=${noiseScale} t=${t} ridge=${ridge}`;
+          assert.ok(maxAbsDiff(spectral.Wd, direct.Wd) < 1e-10 * scale, what);
+          assert.ok(maxAbsDiff(spectral.bd, direct.bd) < 1e-10 * scale * 10, what);
+          for (let i = 0; i < d; i++)
+            for (let j = 0; j < d; j++)
+              assert.equal(spectral.Wd[i * d + j], spectral.Wd[j * d + i]);
+        }
+      }
+    }
+    assert.throws(() => fitDenoiserSpectral(spec, { s1: 1, s2: 0 }), /s2 = 0/);
   });
 
   test('a singular covariance with tiny s2 is regularised; a regular one is not', () => {

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { assignTimesteps, coefficients, makeSchedule } from '../../src/denoise/schedule.js';
+import {
+  assignTimesteps,
+  coefficients,
+  makeSchedule,
+  parseTimestepMode,
+} from '../../src/denoise/schedule.js';
 import { UsageError } from '../../src/util/errors.js';
 
 /** The cifar-10 ViT's Linear layers (timm-style names), in forward order. */
@@ -69,6 +74,47 @@ describe('schedule', () => {
   });
 });
 
+describe('noise scale', () => {
+  test('multiplies every beta; the schedule keeps the scaled betas and the scale', () => {
+    const base = makeSchedule();
+    const k10 = makeSchedule({ noiseScale: 10 });
+    assert.equal(base.noiseScale, 1);
+    assert.equal(k10.noiseScale, 10);
+    for (const t of [0, 1, 25, 999]) {
+      const r = k10.betas[t]! / base.betas[t]!;
+      assert.ok(Math.abs(r - 10) < 1e-12, `beta ratio at ${t}: ${r}`);
+    }
+    assert.equal(k10.betaStart, 1e-4 * 10);
+    assert.equal(k10.betaEnd, 2e-3 * 10);
+    // Rebuilding from the stored (scaled) betas gives the same schedule without a scale.
+    const again = makeSchedule({ betaStart: k10.betaStart, betaEnd: k10.betaEnd });
+    assert.deepEqual(again.alphaBars, k10.alphaBars);
+  });
+
+  test('more noise at every step: s2 and c1 grow about as √k at the layers’ small t', () => {
+    const base = makeSchedule();
+    for (const k of [3, 10, 100]) {
+      const s = makeSchedule({ noiseScale: k });
+      for (const t of [1, 3, 26]) {
+        const a = coefficients(base, t);
+        const b = coefficients(s, t);
+        assert.ok(b.s2 > a.s2 && b.c1 > a.c1 && b.s1 < a.s1, `k=${k} t=${t}`);
+        // 1 − abar_t ≈ k Σβ while kΣβ is small (not at k = 100, t = 26: 0.31), so s2 ∝ √k;
+        // c1 = β/(s2√α) ∝ √k as well.
+        if (k * t > 300) continue;
+        assert.ok(Math.abs(b.s2 / a.s2 / Math.sqrt(k) - 1) < 0.05, `s2 ratio k=${k} t=${t}`);
+        assert.ok(Math.abs(b.c1 / a.c1 / Math.sqrt(k) - 1) < 0.05, `c1 ratio k=${k} t=${t}`);
+      }
+    }
+  });
+
+  test('a scale that pushes a beta to 1 or a non-positive scale is refused', () => {
+    assert.throws(() => makeSchedule({ noiseScale: 500 }), /betaEnd .* noise scale 500/);
+    assert.throws(() => makeSchedule({ noiseScale: 0 }), /noise scale/);
+    assert.throws(() => makeSchedule({ noiseScale: Number.NaN }), /noise scale/);
+  });
+});
+
 describe('assignTimesteps', () => {
   const names = vitNames(3); // N = 14
   const N = names.length;
@@ -107,6 +153,34 @@ describe('assignTimesteps', () => {
       head: 4,
     });
     assert.throws(() => assignTimesteps(['a', 'a.b'], 'public-code'), /inside selected layer 'a'/);
+  });
+
+  test('linear spread: from first to last, rounded; N..1 is the paper', () => {
+    assert.deepEqual(
+      [...assignTimesteps(names, { spread: 'linear', first: N, last: 1 }).values()],
+      [...assignTimesteps(names, 'paper').values()],
+    );
+    // 100 + (1 − 100)·l/3 for l = 0..3: 100, 67, 34, 1.
+    const m = assignTimesteps(['a', 'b', 'c', 'd'], { spread: 'linear', first: 100, last: 1 });
+    assert.deepEqual([...m.values()], [100, 67, 34, 1]);
+    assert.deepEqual(
+      [...assignTimesteps(['a'], { spread: 'linear', first: 9, last: 2 }).values()],
+      [9],
+    );
+    assert.throws(
+      () => assignTimesteps(['a', 'b'], { spread: 'linear', first: 2000, last: 1 }),
+      /first must be an integer in 1..1000/,
+    );
+  });
+
+  test('parseTimestepMode reads paper, public-code and linear:first:last', () => {
+    assert.equal(parseTimestepMode('paper'), 'paper');
+    assert.equal(parseTimestepMode('public-code'), 'public-code');
+    assert.deepEqual(parseTimestepMode('linear:50:2'), { spread: 'linear', first: 50, last: 2 });
+    assert.throws(
+      () => parseTimestepMode('linear:50'),
+      (e: Error) => e instanceof UsageError && /--timesteps/.test(e.message),
+    );
   });
 
   test('custom mapping is validated per layer', () => {
