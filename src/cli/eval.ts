@@ -4,6 +4,7 @@ import { ModelError, UsageError } from '../util/errors.js';
 import { evaluateModel } from '../eval/evaluate.js';
 import { getPreset } from '../models/registry.js';
 import { modelWithWeights } from '../models/weights.js';
+import { isZooRef, loadZooModel, readZooManifest } from '../models/zoo.js';
 import type { Model } from '../onnx/ir.js';
 import { readModel } from '../onnx/serialize.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
@@ -12,10 +13,12 @@ import { emit, parseIntArg, withCommon } from './common.js';
 import { loadTrainTest } from './pretrain.js';
 
 /**
- * Loads an evaluation model: an `.onnx` file, or a checkpoint (folder, or a pretrain
- * output folder) rebuilt from its preset with the checkpoint's weights.
+ * Loads an evaluation model: an `.onnx` file, a shipped model `zoo:<preset>`, or a
+ * checkpoint (folder, or a pretrain output folder) rebuilt from its preset with the
+ * checkpoint's weights.
  */
 export async function loadEvalModel(arg: string): Promise<Model> {
+  if (isZooRef(arg)) return loadZooModel(arg).model;
   if (!existsSync(arg)) throw new ModelError(`no such model or checkpoint: ${arg}`);
   if (statSync(arg).isDirectory()) {
     const ck = loadCheckpoint(arg);
@@ -39,9 +42,9 @@ export function evalCommand(program: Command): void {
     program
       .command('eval')
       .description(
-        'evaluate a model (.onnx with logits and feature outputs, or a checkpoint folder) on the test split',
+        'evaluate a model (.onnx with logits and feature outputs, zoo:<preset>, or a checkpoint folder) on the test split; --json metrics are in percent',
       )
-      .argument('<model>', '.onnx file, checkpoint folder, or pretrain output folder')
+      .argument('<model>', '.onnx file, zoo:<preset>, checkpoint folder, or pretrain output folder')
       .option('--data <src>', 'embedded, fashion-mnist or an IDX folder (test split)', 'embedded')
       .option(
         '--task <task>',
@@ -59,10 +62,42 @@ export function evalCommand(program: Command): void {
       batchSize: o.batchSize,
       threads: o.threads,
     });
-    emit(o.json, { model: arg, task: o.task, ...r }, () =>
+    // A shipped model states what it scored when it was made: print both.
+    const manifest = isZooRef(arg) ? readZooManifest(arg) : undefined;
+    const pct = (x: number) => 100 * x;
+    const json = {
+      model: arg,
+      task: o.task,
+      units: 'percent',
+      acc1: pct(r.acc1),
+      acc5: pct(r.acc5),
+      mAP: pct(r.mAP),
+      rank1: pct(r.rank1),
+      rank5: pct(r.rank5),
+      ...(r.rank10 !== undefined ? { rank10: pct(r.rank10) } : {}),
+      ...(r.validQueries !== undefined
+        ? { validQueries: r.validQueries, skippedQueries: r.skippedQueries }
+        : {}),
+      ...(r.perClass ? { perClass: r.perClass.map(pct) } : {}),
+      images: r.images,
+      ...(manifest
+        ? {
+            manifest: {
+              acc1: manifest.acc1,
+              testImages: manifest.testImages,
+              data: manifest.data,
+              commit: manifest.commit,
+            },
+          }
+        : {}),
+    };
+    const stated = manifest
+      ? `\nmanifest of ${arg}: acc@1 ${manifest.acc1.toFixed(2)}% on ${manifest.testImages} images of ${manifest.data}`
+      : '';
+    emit(o.json, json, () =>
       o.task === 'classification'
-        ? `acc@1 ${(100 * r.acc1).toFixed(2)}%  acc@5 ${(100 * r.acc5).toFixed(2)}% on ${r.images} images`
-        : `mAP ${(100 * r.mAP).toFixed(2)}%  Rank-1 ${(100 * r.rank1).toFixed(2)}%  Rank-5 ${(100 * r.rank5).toFixed(2)}%  Rank-10 ${(100 * r.rank10!).toFixed(2)}% (${r.validQueries} queries) on ${r.images} images`,
+        ? `acc@1 ${(100 * r.acc1).toFixed(2)}%  acc@5 ${(100 * r.acc5).toFixed(2)}% on ${r.images} images${stated}`
+        : `mAP ${(100 * r.mAP).toFixed(2)}%  Rank-1 ${(100 * r.rank1).toFixed(2)}%  Rank-5 ${(100 * r.rank5).toFixed(2)}%  Rank-10 ${(100 * r.rank10!).toFixed(2)}% (${r.validQueries} queries) on ${r.images} images${stated}`,
     );
   });
 }

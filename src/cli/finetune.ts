@@ -16,6 +16,7 @@ import type { Model } from '../onnx/ir.js';
 import { writeModel } from '../onnx/serialize.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
+import { isZooRef, loadZooModel } from '../models/zoo.js';
 import { evalModelWith } from '../train/loop.js';
 import { ParamStore } from '../models/params.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
@@ -82,6 +83,22 @@ async function fuseVerified(
   return fused;
 }
 
+/** The backbone to fine-tune: a shipped `zoo:<preset>` or a pretrain checkpoint. */
+function finetuneStart(arg: string): { def: ModelDef; backbone: ParamStore } {
+  if (isZooRef(arg)) {
+    const z = loadZooModel(arg);
+    return { def: z.def, backbone: z.values.clone() };
+  }
+  const dir = existsSync(join(arg, 'checkpoint', 'state.json')) ? join(arg, 'checkpoint') : arg;
+  if (!existsSync(join(dir, 'state.json')))
+    throw new DataError(`${arg} is not zoo:<preset>, a pretrain output or a checkpoint folder`);
+  const ck = loadCheckpoint(dir);
+  return {
+    def: getPreset(ck.state.preset, ck.state.presetOptions ?? {}),
+    backbone: ParamStore.fromTensors(ck.tensors),
+  };
+}
+
 /**
  * `denoiserep finetune`: label-augmented DenoiseRep on a pretrained checkpoint. (Long
  * only by its list of options.)
@@ -91,7 +108,10 @@ export function finetuneCommand(program: Command): void {
     program
       .command('finetune')
       .description('label-augmented DenoiseRep: alternate denoiser and backbone phases, then fuse')
-      .argument('<checkpoint>', 'a pretrain output folder (or its checkpoint/ folder)')
+      .argument(
+        '<checkpoint>',
+        'zoo:<preset>, a pretrain output folder (or its checkpoint/ folder)',
+      )
       .option('--data <src>', 'embedded, fashion-mnist or an IDX folder', 'embedded')
       .option(
         '--epochs <n>',
@@ -127,15 +147,10 @@ export function finetuneCommand(program: Command): void {
       .option('--timesteps <mode>', 'paper (N..1) or public-code', 'paper')
       .requiredOption('--out <dir>', 'output folder (fused.onnx, denoisers.safetensors)'),
   ).action(async (arg: string, o: FinetuneOptions) => {
-    const dir = existsSync(join(arg, 'checkpoint', 'state.json')) ? join(arg, 'checkpoint') : arg;
-    if (!existsSync(join(dir, 'state.json')))
-      throw new DataError(`${arg} is not a pretrain output or checkpoint folder`);
-    const ck = loadCheckpoint(dir);
-    const def = getPreset(ck.state.preset, ck.state.presetOptions ?? {});
+    const { def, backbone } = finetuneStart(arg);
     const task = o.task ?? (def.bnneck ? 'reid' : 'classification');
     if (task !== 'classification' && task !== 'reid')
       throw new UsageError(`--task must be classification or reid, got '${task}'`);
-    const backbone = ParamStore.fromTensors(ck.tensors);
     const { train, test } = await loadTrainTest(o.data);
     if (!train || !test) throw new DataError(`--data ${o.data}: train and test splits are needed`);
     const base = evalModelWith(def, backbone);

@@ -8,6 +8,7 @@ import { getPreset } from '../models/registry.js';
 import type { ModelDef } from '../models/types.js';
 import { expectedWeights, exportOnnx } from '../models/weights.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
+import { isZooRef, loadZooModel } from '../models/zoo.js';
 import { ParamStore } from '../models/params.js';
 import { type SupervisedConfig, trainSupervised } from '../train/loop.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
@@ -75,6 +76,12 @@ interface PretrainOptions {
  * from a checkpoint of the same preset; anything else is a UsageError naming the problem.
  */
 function initialStore(path: string, preset: string, def: ModelDef): ParamStore {
+  if (isZooRef(path)) {
+    const z = loadZooModel(path);
+    if (z.def.name !== preset)
+      throw new UsageError(`--init ${path} holds ${z.def.name} weights, not ${preset}`);
+    return z.values;
+  }
   const c = loadCheckpoint(path);
   if (c.state.preset !== preset)
     throw new UsageError(`--init ${path} holds a ${c.state.preset} checkpoint, not ${preset}`);
@@ -224,7 +231,7 @@ export function pretrainCommand(program: Command): void {
       )
       .option(
         '--init <dir>',
-        'start from the weights of a checkpoint (or pretrain output folder) of the same preset, with a fresh schedule and optimiser (fine-tuning)',
+        'start from the weights of zoo:<preset>, a checkpoint or a pretrain output folder of the same preset, with a fresh schedule and optimiser (fine-tuning)',
       ),
   ).action(async (o: PretrainOptions) => {
     const config = pretrainConfig(o);

@@ -4,6 +4,7 @@ import type { Model } from '../onnx/ir.js';
 import { readModel } from '../onnx/serialize.js';
 import { measureShapes } from '../runtime/measure-shapes.js';
 import { buildBackbone, getPreset, presetNames } from './registry.js';
+import { isZooRef, loadZooModel } from './zoo.js';
 
 /**
  * Whether a model argument names a file (an existing path, or anything ending in `.onnx`)
@@ -11,22 +12,23 @@ import { buildBackbone, getPreset, presetNames } from './registry.js';
  * @param arg - the argument as given
  */
 export function isModelFile(arg: string): boolean {
-  return arg.endsWith('.onnx') || existsSync(arg);
+  return !isZooRef(arg) && (arg.endsWith('.onnx') || existsSync(arg));
 }
 
 /**
- * How messages name a model argument: the file as given, or `preset NAME`.
+ * How messages name a model argument: the file or zoo reference as given, or `preset NAME`.
  * @param arg - a file path or a preset name
  */
 export function modelSource(arg: string): string {
-  return isModelFile(arg) ? arg : `preset ${arg}`;
+  return isModelFile(arg) || isZooRef(arg) ? arg : `preset ${arg}`;
 }
 
 /**
  * Resolves a model argument: an `.onnx` file (its values' types completed by
- * {@link measureShapes} where the shape rules stop), or a preset name (randomly
+ * {@link measureShapes} where the shape rules stop), a shipped model `zoo:<preset>`
+ * (weights checked against their manifest's sha256), or a preset name (randomly
  * initialised evaluation graph, useful for inspecting architectures).
- * @param arg - a file path or a preset name (`vit-tiny-fmnist`)
+ * @param arg - a file path, `zoo:<preset>` or a preset name (`vit-tiny-fmnist`)
  * @param seed - initialisation seed of a preset
  * @returns the model and how messages name it (`m.onnx`, `preset vit-tiny-fmnist`)
  * @example
@@ -36,6 +38,10 @@ export async function loadModelArg(
   arg: string,
   seed = 0,
 ): Promise<{ model: Model; source: string }> {
+  if (isZooRef(arg)) {
+    const z = loadZooModel(arg);
+    return { model: z.model, source: z.source };
+  }
   if (isModelFile(arg)) {
     if (!existsSync(arg)) throw new ModelError(`model file not found: ${arg}`);
     // Values after ops without a shape rule (contrib ops, model functions) get their
@@ -50,6 +56,6 @@ export async function loadModelArg(
     };
   }
   throw new UsageError(
-    `'${arg}' is neither a file nor a model preset (${presetNames().join(', ')})`,
+    `'${arg}' is neither a file, a zoo:<preset> reference nor a model preset (${presetNames().join(', ')})`,
   );
 }

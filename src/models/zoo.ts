@@ -1,0 +1,250 @@
+/**
+ * The model zoo: trained weights shipped with the package, named `zoo:<preset>` wherever a
+ * model path is accepted. Each entry is a folder `zoo/<preset>/` holding the weights as
+ * safetensors (timm / torchvision names, loaded into the preset by name) and a
+ * `manifest.json` ({@link ZooManifest}) that says how they were made and what they score.
+ * The weights' sha256 is checked on every load: a changed or truncated file is a DataError,
+ * never a silently different model.
+ *
+ * The zoo folder is `zoo/` at the package root, or `$DENOISEREP_ZOO` when set.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeJsonAtomic } from '../util/atomic-write.js';
+import { DataError, UsageError } from '../util/errors.js';
+import type { Model } from '../onnx/ir.js';
+import type { ParamStore } from './params.js';
+import { getPreset, type PresetOptions, presetNames } from './registry.js';
+import type { ModelDef } from './types.js';
+import { loadWeights, modelWithWeights, saveWeights } from './weights.js';
+
+/** The prefix of a zoo reference. */
+export const ZOO_PREFIX = 'zoo:';
+
+/** Format tag and version of a manifest. */
+export const ZOO_FORMAT = 'denoiserep-zoo';
+export const ZOO_VERSION = 1;
+
+/** What `zoo/<preset>/manifest.json` holds. */
+export interface ZooManifest {
+  format: typeof ZOO_FORMAT;
+  version: typeof ZOO_VERSION;
+  /** The preset the weights belong to (also the entry's folder name). */
+  preset: string;
+  /** Options of the preset (classes, BNNeck), if not its defaults. */
+  presetOptions?: PresetOptions;
+  /** The weights file, relative to the entry folder (a plain file name). */
+  weights: string;
+  /** sha256 of the weights file, lowercase hex. */
+  sha256: string;
+  /** Size of the weights file in bytes. */
+  bytes: number;
+  /** The exact command(s) that trained the weights, in order. */
+  commands: string[];
+  /** The project commit the commands ran at. */
+  commit: string;
+  /** The data the weights were trained and scored on, in words. */
+  data: string;
+  /** acc@1 in percent on the test set named by `data`. */
+  acc1: number;
+  /** Number of test images behind acc1 (10,000 for the full Fashion-MNIST test set). */
+  testImages: number;
+  /** Free-form notes (wall time, machine). */
+  notes?: string;
+}
+
+/**
+ * The zoo folder: `$DENOISEREP_ZOO`, else `zoo/` at the package root (src/models and
+ * dist/models both sit two levels below it).
+ */
+export function zooRoot(): string {
+  return process.env.DENOISEREP_ZOO || fileURLToPath(new URL('../../zoo/', import.meta.url));
+}
+
+/** Whether a model argument is a zoo reference (`zoo:<preset>`). */
+export function isZooRef(arg: string): boolean {
+  return arg.startsWith(ZOO_PREFIX);
+}
+
+/** The presets that have a zoo entry (a folder with a manifest) under `root`. */
+export function zooEntries(root = zooRoot()): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && existsSync(join(root, e.name, 'manifest.json')))
+    .map((e) => e.name)
+    .sort();
+}
+
+function entryName(ref: string): string {
+  const name = isZooRef(ref) ? ref.slice(ZOO_PREFIX.length) : ref;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
+    throw new UsageError(
+      `'${ref}' is not a zoo reference (zoo:<preset>, e.g. zoo:vit-tiny-fmnist)`,
+    );
+  return name;
+}
+
+/** sha256 of a file, lowercase hex. */
+export function sha256File(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+function checkManifest(m: unknown, file: string, name: string): ZooManifest {
+  const bad = (what: string) => new DataError(`${file}: ${what}`);
+  if (typeof m !== 'object' || m === null) throw bad('not a JSON object');
+  const o = m as Record<string, unknown>;
+  if (o.format !== ZOO_FORMAT)
+    throw bad(`format is '${String(o.format)}', expected '${ZOO_FORMAT}'`);
+  if (o.version !== ZOO_VERSION)
+    throw bad(`version ${String(o.version)} is not supported (expected ${ZOO_VERSION})`);
+  if (o.preset !== name)
+    throw bad(`preset '${String(o.preset)}' does not match the entry name '${name}'`);
+  if (!presetNames().includes(name)) throw bad(`preset '${name}' is unknown to this version`);
+  if (
+    typeof o.weights !== 'string' ||
+    o.weights !== basename(o.weights) ||
+    o.weights.startsWith('.')
+  )
+    throw bad(`weights must be a file name in the entry folder, got '${String(o.weights)}'`);
+  if (typeof o.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(o.sha256))
+    throw bad('sha256 must be 64 lowercase hex digits');
+  if (!Number.isInteger(o.bytes) || (o.bytes as number) <= 0)
+    throw bad('bytes must be a positive integer');
+  if (
+    !Array.isArray(o.commands) ||
+    o.commands.length === 0 ||
+    o.commands.some((c) => typeof c !== 'string' || !c)
+  )
+    throw bad('commands must be a non-empty list of the exact commands run');
+  for (const k of ['commit', 'data'] as const)
+    if (typeof o[k] !== 'string' || !(o[k] as string)) throw bad(`${k} must be a non-empty string`);
+  if (typeof o.acc1 !== 'number' || !(o.acc1 >= 0 && o.acc1 <= 100))
+    throw bad(`acc1 must be a percentage in [0, 100], got ${String(o.acc1)}`);
+  if (!Number.isInteger(o.testImages) || (o.testImages as number) <= 0)
+    throw bad('testImages must be a positive integer');
+  return o as unknown as ZooManifest;
+}
+
+/**
+ * Reads and checks an entry's manifest (not yet the weights).
+ * @param ref - `zoo:<preset>` or the preset name
+ * @param root - the zoo folder (default {@link zooRoot})
+ * @example readZooManifest('zoo:vit-tiny-fmnist').acc1 // 89.53
+ */
+export function readZooManifest(ref: string, root = zooRoot()): ZooManifest {
+  const name = entryName(ref);
+  const file = join(root, name, 'manifest.json');
+  if (!existsSync(file)) {
+    const have = zooEntries(root);
+    throw new UsageError(
+      `no zoo entry '${name}' in ${root} (${have.length ? `entries: ${have.join(', ')}` : 'the zoo is empty'})`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new DataError(`${file}: not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+  return checkManifest(parsed, file, name);
+}
+
+/** A loaded zoo entry. */
+export interface ZooModel {
+  /** `zoo:<preset>`, for messages. */
+  source: string;
+  manifest: ZooManifest;
+  def: ModelDef;
+  values: ParamStore;
+  /** The evaluation graph (outputs `logits` and `feature`) with the weights. */
+  model: Model;
+  /** Path of the checked weights file. */
+  weightsPath: string;
+}
+
+/**
+ * Loads a zoo entry: the manifest, the weights (their sha256 checked against the
+ * manifest's), the preset with those weights.
+ * @param ref - `zoo:<preset>`
+ * @param root - the zoo folder (default {@link zooRoot})
+ * @throws UsageError for an unknown entry; DataError for a bad manifest or weights that do
+ *   not match it
+ * @example
+ * const { model, manifest } = loadZooModel('zoo:resnet-tiny-fmnist');
+ */
+export function loadZooModel(ref: string, root = zooRoot()): ZooModel {
+  const manifest = readZooManifest(ref, root);
+  const name = manifest.preset;
+  const weightsPath = join(root, name, manifest.weights);
+  if (!existsSync(weightsPath))
+    throw new DataError(
+      `${weightsPath}: the weights of zoo:${name} are missing (the manifest names them)`,
+    );
+  const actual = sha256File(weightsPath);
+  if (actual !== manifest.sha256) {
+    throw new DataError(
+      `${weightsPath}: sha256 ${actual} does not match the manifest's ${manifest.sha256} (file changed or damaged)`,
+    );
+  }
+  const def = getPreset(name, manifest.presetOptions ?? {});
+  const { store } = loadWeights(def, weightsPath);
+  return {
+    source: `${ZOO_PREFIX}${name}`,
+    manifest,
+    def,
+    values: store,
+    model: modelWithWeights(def, store),
+    weightsPath,
+  };
+}
+
+/**
+ * Writes a zoo entry: `<root>/<preset>/model.safetensors` and its manifest with the sha256
+ * and size computed from the written file. Use it to add trained weights to the zoo.
+ * @param opts.root - the zoo folder (default {@link zooRoot})
+ * @param opts.def - the preset (its name is the entry's name)
+ * @param opts.values - the trained parameters and buffers
+ * @param opts.acc1 - acc@1 in percent, measured on `testImages` images of `data`
+ * @returns the manifest written
+ * @example
+ * writeZooEntry({ def, values, commands: ['denoiserep pretrain ...'], commit, data: 'fashion-mnist', acc1: 93.11, testImages: 10000 });
+ */
+export function writeZooEntry(opts: {
+  root?: string;
+  def: ModelDef;
+  presetOptions?: PresetOptions;
+  values: ParamStore;
+  commands: string[];
+  commit: string;
+  data: string;
+  acc1: number;
+  testImages: number;
+  notes?: string;
+}): ZooManifest {
+  const root = opts.root ?? zooRoot();
+  const dir = join(root, opts.def.name);
+  mkdirSync(dir, { recursive: true });
+  const weights = 'model.safetensors';
+  const path = join(dir, weights);
+  saveWeights(path, opts.values, { preset: opts.def.name, format: ZOO_FORMAT });
+  const manifest: ZooManifest = {
+    format: ZOO_FORMAT,
+    version: ZOO_VERSION,
+    preset: opts.def.name,
+    ...(opts.presetOptions ? { presetOptions: opts.presetOptions } : {}),
+    weights,
+    sha256: sha256File(path),
+    bytes: readFileSync(path).length,
+    commands: opts.commands,
+    commit: opts.commit,
+    data: opts.data,
+    acc1: opts.acc1,
+    testImages: opts.testImages,
+    ...(opts.notes ? { notes: opts.notes } : {}),
+  };
+  checkManifest(manifest, join(dir, 'manifest.json'), opts.def.name);
+  writeJsonAtomic(join(dir, 'manifest.json'), manifest);
+  return manifest;
+}
