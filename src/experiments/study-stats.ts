@@ -99,6 +99,9 @@ export interface ArmSummary {
   } | null;
 }
 
+/** Every arm's summary, by name, in the order the arms ran. */
+export type StudySummaryArms = Record<string, ArmSummary>;
+
 /** One level of the noise-scale sweep (a deterministic closed-form fit). */
 export interface SweepInput {
   noiseScale: number;
@@ -173,7 +176,7 @@ export function summarizeStudy(
   arms: readonly ArmInput[],
   sweep: readonly SweepInput[],
   opts: SummaryOptions,
-): { arms: Record<string, ArmSummary>; sweep: SweepSummary[] } {
+): { arms: StudySummaryArms; sweep: SweepSummary[] } {
   const { seeds } = opts;
   const resamples = opts.resamples ?? 2000;
   const bootSeed = opts.bootstrapSeed ?? 0;
