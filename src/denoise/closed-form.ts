@@ -17,7 +17,7 @@ import {
   choleskySolve,
   identity,
   type NumArray,
-  symmetricEigen,
+  symmetricEigenQl,
   symmetriseInPlace,
 } from './linalg.js';
 import type { StepCoefficients } from './schedule.js';
@@ -298,7 +298,7 @@ export function covarianceSpectrum(
     if (!Number.isFinite(cov[i]!))
       throw new DataError(`${name}: statistics are not finite (NaN or Inf in the inputs)`);
   }
-  const eig = symmetricEigen(cov, stats.dim);
+  const eig = symmetricEigenQl(cov, stats.dim);
   return {
     dim: stats.dim,
     count: stats.count,

@@ -488,10 +488,109 @@ export function symmetricEigenvalues(a: ArrayLike<number>, n: number): Float64Ar
 }
 
 /**
+ * Symmetric eigen-decomposition A = V diag(values) Vᵀ by Householder tridiagonalisation
+ * and the implicit QL iteration, with the eigenvectors accumulated: A = Q T Qᵀ with
+ * Q = H_0 H_1 ... (the reflections), then every QL rotation applied to Q's columns. About 3n³ flops in all, several times faster than the cyclic Jacobi of
+ * {@link symmetricEigen} beyond n of about 100, and fine up to n of about 2000. Values
+ * ascending, eigenvector k in column k. Only the symmetric part of A is used.
+ * @param a - symmetric matrix, n x n
+ * @param n - size
+ * @example symmetricEigenQl([2, 1, 1, 2], 2).values // [1, 3]
+ */
+export function symmetricEigenQl(a: ArrayLike<number>, n: number): SymmetricEigen {
+  checkSize(a, n * n, 'symmetricEigenQl');
+  const s = symmetriseInPlace(Float64Array.from(a), n);
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  const p = new Float64Array(n);
+  // Householder vectors (row k holds v_k on entries k+1..n-1) and their betas.
+  const vs = new Float64Array(n * n);
+  const betas = new Float64Array(n);
+  for (let k = 0; k < n - 2; k++) {
+    const m0 = k + 1;
+    const v = vs.subarray(k * n, (k + 1) * n);
+    let scale = 0;
+    for (let i = m0; i < n; i++) scale = Math.max(scale, Math.abs(s[i * n + k]!));
+    d[k] = s[k * n + k]!;
+    if (scale === 0) {
+      e[k] = 0;
+      continue;
+    }
+    let norm2 = 0;
+    for (let i = m0; i < n; i++) {
+      v[i] = s[i * n + k]! / scale;
+      norm2 += v[i]! * v[i]!;
+    }
+    const x0 = v[m0]!;
+    const alpha = x0 >= 0 ? -Math.sqrt(norm2) : Math.sqrt(norm2);
+    e[k] = alpha * scale;
+    v[m0] = x0 - alpha;
+    const vtv = norm2 - 2 * x0 * alpha + alpha * alpha;
+    if (vtv === 0) continue;
+    const beta = 2 / vtv;
+    betas[k] = beta;
+    let vtp = 0;
+    for (let i = m0; i < n; i++) {
+      let acc = 0;
+      const r = i * n;
+      for (let j = m0; j < n; j++) acc += s[r + j]! * v[j]!;
+      p[i] = beta * acc;
+      vtp += v[i]! * p[i]!;
+    }
+    const kk = 0.5 * beta * vtp;
+    for (let i = m0; i < n; i++) p[i] = p[i]! - kk * v[i]!;
+    for (let i = m0; i < n; i++) {
+      const r = i * n;
+      const vi = v[i]!;
+      const wi = p[i]!;
+      for (let j = m0; j < n; j++) s[r + j] = s[r + j]! - vi * p[j]! - wi * v[j]!;
+    }
+  }
+  if (n >= 2) {
+    d[n - 2] = s[(n - 2) * n + (n - 2)]!;
+    e[n - 2] = s[(n - 1) * n + (n - 2)]!;
+  }
+  if (n >= 1) d[n - 1] = s[(n - 1) * n + (n - 1)]!;
+  e[n - 1] = 0;
+  // Qᵀ = H_{n-3} ... H_1 H_0 (each H symmetric), built as M <- H_k M for k = 0, 1, ...;
+  // H_k M = M − beta v (vᵀ M) touches only rows k+1..n-1. Kept transposed so that the QL
+  // rotations below combine two contiguous rows.
+  const qt = identity(n);
+  const row = new Float64Array(n);
+  for (let k = 0; k < n - 2; k++) {
+    const beta = betas[k]!;
+    if (beta === 0) continue;
+    const v = vs.subarray(k * n, (k + 1) * n);
+    row.fill(0);
+    for (let i = k + 1; i < n; i++) {
+      const vi = v[i]!;
+      const r = i * n;
+      for (let j = 0; j < n; j++) row[j]! += vi * qt[r + j]!;
+    }
+    for (let i = k + 1; i < n; i++) {
+      const f = beta * v[i]!;
+      const r = i * n;
+      for (let j = 0; j < n; j++) qt[r + j]! -= f * row[j]!;
+    }
+  }
+  tridiagonalQl(d, e, qt);
+  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => d[i]! - d[j]!);
+  const values = new Float64Array(n);
+  const vectors = new Float64Array(n * n);
+  order.forEach((src, dst) => {
+    values[dst] = d[src]!;
+    for (let k = 0; k < n; k++) vectors[k * n + dst] = qt[src * n + k]!;
+  });
+  return { values, vectors, sweeps: 0 };
+}
+
+/**
  * Implicit QL iteration on a symmetric tridiagonal matrix (diagonal d, off-diagonal e with
  * e[i] joining i and i+1); d is overwritten with the eigenvalues (unsorted), e destroyed.
+ * With `zt` (n x n, row-major, holding Zᵀ), every rotation is also applied to Z's columns
+ * i and i+1 (rows of zt), so that Z ends as Z·(the eigenvectors of the tridiagonal matrix).
  */
-function tridiagonalQl(d: Float64Array, e: Float64Array): void {
+function tridiagonalQl(d: Float64Array, e: Float64Array, zt?: Float64Array): void {
   const n = d.length;
   for (let l = 0; l < n; l++) {
     let iter = 0;
@@ -532,6 +631,16 @@ function tridiagonalQl(d: Float64Array, e: Float64Array): void {
         pp = sn * r;
         d[i + 1] = g + pp;
         g = c * r - b;
+        if (zt) {
+          const r0 = i * n;
+          const r1 = r0 + n;
+          for (let k = 0; k < n; k++) {
+            const f1 = zt[r1 + k]!;
+            const f0 = zt[r0 + k]!;
+            zt[r1 + k] = sn * f0 + c * f1;
+            zt[r0 + k] = c * f0 - sn * f1;
+          }
+        }
       }
       if (underflow) continue;
       d[l] = d[l]! - pp;

@@ -12,6 +12,7 @@ import {
   spdInverse,
   spdSolve,
   symmetricEigen,
+  symmetricEigenQl,
   symmetricEigenvalues,
   transpose,
 } from '../../src/denoise/linalg.js';
@@ -125,6 +126,57 @@ describe('linalg', () => {
     close(matmul(vd, transpose(vectors, n, n), n, n, n), a, 1e-11, 'V D Vᵀ');
     close(matmul(transpose(vectors, n, n), vectors, n, n, n), identity(n), 1e-12, 'VᵀV');
     close(symmetricEigenvalues(a, n), values, 1e-11, 'QL vs Jacobi');
+  });
+
+  test('Householder-QL decomposition with vectors: V diag(λ) Vᵀ = A, VᵀV = I, Jacobi’s values', () => {
+    const rng = new Rng(11);
+    for (const n of [1, 2, 5, 24, 61]) {
+      const a = randomSymmetric(rng, n);
+      const { values, vectors } = symmetricEigenQl(a, n);
+      for (let i = 1; i < n; i++) assert.ok(values[i]! >= values[i - 1]!, 'ascending');
+      const vd = new Float64Array(n * n);
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) vd[i * n + j] = vectors[i * n + j]! * values[j]!;
+      close(matmul(vd, transpose(vectors, n, n), n, n, n), a, 1e-11, `V D Vᵀ n=${n}`);
+      close(matmul(transpose(vectors, n, n), vectors, n, n, n), identity(n), 1e-12, `VᵀV n=${n}`);
+      close(values, symmetricEigen(a, n).values, 1e-11, `QL vs Jacobi n=${n}`);
+    }
+    // Repeated eigenvalues: Q diag(2, 2, 2, 5) Qᵀ with a rotation Q; and a diagonal matrix.
+    const th = 0.7;
+    const q = new Float64Array([
+      Math.cos(th),
+      -Math.sin(th),
+      0,
+      0,
+      Math.sin(th),
+      Math.cos(th),
+      0,
+      0,
+      0,
+      0,
+      1,
+      0,
+      0,
+      0,
+      0,
+      1,
+    ]);
+    const m = matmul(
+      matmul(q, [2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 5], 4, 4, 4),
+      transpose(q, 4, 4),
+      4,
+      4,
+      4,
+    );
+    const r = symmetricEigenQl(m, 4);
+    close(r.values, [2, 2, 2, 5], 1e-14, 'repeated');
+    close(
+      matmul(transpose(r.vectors, 4, 4), r.vectors, 4, 4, 4),
+      identity(4),
+      1e-14,
+      'repeated VᵀV',
+    );
+    close(symmetricEigenQl([3, 0, 0, 0, 1, 0, 0, 0, 3], 3).values, [1, 3, 3], 0, 'diagonal');
   });
 
   test('eigenvalues with repeated values and a diagonal matrix', () => {
