@@ -14,6 +14,8 @@ export interface ArmCompute {
   lrFirst: number | null;
   lrLast: number | null;
   dataOrderSeed: number | null;
+  /** Hash of every backbone step's learning rate and feeds (equal for matched runs). */
+  backboneTrace?: string | null;
 }
 
 /** One training curve: loss per optimiser step (downsampled), by phase. */
@@ -46,6 +48,7 @@ export interface StudyResults {
   data: {
     source: string;
     trainImages: number;
+    momentImages: number;
     testImages: number;
     corruptedImages: number;
     queries: number;
@@ -132,7 +135,7 @@ export function studyMarkdown(r: StudyResults): string {
   const lines = [
     `# DenoiseRep study ${r.id}`,
     '',
-    `Backbone ${r.backbone.ref} (${r.backbone.preset}${r.backbone.manifestAcc1 !== undefined ? `, manifest acc@1 ${f2(r.backbone.manifestAcc1)}%` : ''}); seeds ${r.seeds.join(', ')}; ${r.data.testImages} clean test images, ${r.data.corruptedImages} per corrupted split (${r.corruptions.length} corruptions × severities ${r.severities.join(', ')}); ${r.data.trainImages} training images. Wall time ${(r.wallSeconds / 60).toFixed(1)} min.`,
+    `Backbone ${r.backbone.ref} (${r.backbone.preset}${r.backbone.manifestAcc1 !== undefined ? `, manifest acc@1 ${f2(r.backbone.manifestAcc1)}%` : ''}); seeds ${r.seeds.join(', ')}; ${r.data.testImages} clean test images, ${r.data.corruptedImages} per corrupted split (${r.corruptions.length} corruptions × severities ${r.severities.join(', ')}); ${r.data.trainImages} training images (${r.data.momentImages} for the closed form's moments). Wall time ${(r.wallSeconds / 60).toFixed(1)} min.`,
     '',
     '## Arms (percent, 95% intervals)',
     '',
@@ -226,6 +229,21 @@ export function studyReportHtml(r: StudyResults): string {
         hLines: hLines('acc1'),
       }),
       lineChart({
+        title: 'Difference from the baseline against noise scale (paired over images)',
+        xLabel: 'noise scale (× the paper’s betas)',
+        yLabel: 'Δ acc@1 (points)',
+        logX: true,
+        series: (['acc1', 'corruptedAcc1'] as const).map((m, i) => ({
+          name: m === 'acc1' ? 'clean' : 'corrupted',
+          color: PALETTE[i],
+          points: r.sweep.map((p) => {
+            const d = p.deltaVsBaseline[m];
+            return { x: p.noiseScale, y: d.mean, ...(d.ci ? { lo: d.ci[0], hi: d.ci[1] } : {}) };
+          }),
+        })),
+        hLines: [{ y: 0, label: 'no difference' }],
+      }),
+      lineChart({
         title: 'Corrupted acc@1 against noise scale',
         xLabel: 'noise scale (× the paper’s betas)',
         yLabel: 'corrupted acc@1 (%)',
@@ -307,10 +325,11 @@ export function studyReportHtml(r: StudyResults): string {
 
   if (r.spectra.length) {
     sections.push(
-      '<h2>Per-layer spectra</h2><p>For each layer, the gain of the fused denoising map c3·I − c1·Wd (closed form) along each eigenvector of the layer’s input covariance, against that direction’s variance. Directions with variance near or below the forward noise s2² are shrunk; the rest pass almost unchanged. One panel per noise scale; layers from the first (blue) to the last (red).</p>',
+      '<h2>Per-layer spectra</h2><p>For each layer, the gain of the fused denoising map c3·I − c1·Wd (closed form) along each eigenvector of the layer’s input covariance, against that direction’s variance (directions with no variance drawn at 1e-7 of the largest). Directions with variance near or below the forward noise s2² are shrunk; the rest pass almost unchanged. One panel per noise scale; layers from the first (blue) to the last (red).</p>',
     );
     for (const s of r.spectra) {
       const n = s.layers.length;
+      const maxVariance = Math.max(1e-30, ...s.layers.flatMap((l) => l.variances));
       sections.push(
         lineChart({
           title: `noise scale ${s.noiseScale}: gain of c3·I − c1·Wd per direction`,
@@ -321,12 +340,14 @@ export function studyReportHtml(r: StudyResults): string {
           height: 300,
           series: s.layers.map((l, i) => {
             const f = n > 1 ? i / (n - 1) : 0;
+            // Directions of (numerically) no variance are drawn at 1e-7 of the largest.
+            const floor = 1e-7 * maxVariance;
             return {
               name: `${l.layer} (t=${l.t})`,
               markers: false,
               width: 1,
               color: `rgb(${Math.round(40 + 200 * f)},60,${Math.round(240 - 200 * f)})`,
-              points: l.variances.map((v, k) => ({ x: v, y: l.gains[k]! })).filter((p) => p.x > 0),
+              points: l.variances.map((v, k) => ({ x: Math.max(v, floor), y: l.gains[k]! })),
             };
           }),
         }),
@@ -357,7 +378,7 @@ svg{display:block;margin:12px 0}
 pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}
 </style></head><body>
 <h1>DenoiseRep study ${esc(r.id)}</h1>
-<p>Backbone <b>${esc(r.backbone.ref)}</b> (${esc(r.backbone.preset)}${r.backbone.manifestAcc1 !== undefined ? `, manifest acc@1 ${f2(r.backbone.manifestAcc1)}%` : ''}). Seeds ${esc(r.seeds.join(', '))}. ${r.data.testImages} clean test images, ${r.data.corruptedImages} per corrupted split, ${r.data.trainImages} training images (${esc(r.data.source)}). Wall time ${(r.wallSeconds / 60).toFixed(1)} min. Created ${esc(r.created)}.</p>
+<p>Backbone <b>${esc(r.backbone.ref)}</b> (${esc(r.backbone.preset)}${r.backbone.manifestAcc1 !== undefined ? `, manifest acc@1 ${f2(r.backbone.manifestAcc1)}%` : ''}). Seeds ${esc(r.seeds.join(', '))}. ${r.data.testImages} clean test images, ${r.data.corruptedImages} per corrupted split, ${r.data.trainImages} training images, ${r.data.momentImages} of them for the closed form’s moments (${esc(r.data.source)}). Wall time ${(r.wallSeconds / 60).toFixed(1)} min. Created ${esc(r.created)}.</p>
 ${sections.join('\n')}
 </body></html>
 `;

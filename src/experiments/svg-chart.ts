@@ -95,7 +95,7 @@ export function lineChart(o: ChartOptions): string {
   const W = o.width ?? 720;
   const H = o.height ?? 360;
   const showLegend = o.legend ?? true;
-  const m = { l: 64, r: showLegend ? 170 : 20, t: 32, b: o.categories ? 70 : 46 };
+  const m = { l: 64, r: showLegend ? 170 : 20, t: 32, b: o.categories ? 96 : 46 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const pts = o.series.flatMap((s) => s.points);
@@ -125,6 +125,16 @@ export function lineChart(o: ChartOptions): string {
       xLo = o.logX ? xLo / 2 : xLo - 1;
       xHi = o.logX ? xHi * 2 : xHi + 1;
     }
+    // A margin so that the first and last points (and their bars) sit inside the frame.
+    if (o.logX) {
+      const f = (Math.log10(xHi) - Math.log10(xLo)) * 0.04;
+      xLo /= 10 ** f;
+      xHi *= 10 ** f;
+    } else {
+      const f = (xHi - xLo) * 0.04;
+      xLo -= f;
+      xHi += f;
+    }
   }
   const tx = (v: number) => (o.logX ? Math.log10(v) : v);
   const X = (v: number) => m.l + (pw * (tx(v) - tx(xLo))) / (tx(xHi) - tx(xLo));
@@ -148,9 +158,11 @@ export function lineChart(o: ChartOptions): string {
   else if (o.logX) {
     const lo = Math.floor(Math.log10(xLo) + 1e-9);
     const hi = Math.ceil(Math.log10(xHi) - 1e-9);
+    // At most about 8 labelled decades.
+    const every = Math.max(1, Math.ceil((hi - lo) / 8));
     xt = [];
     for (let k = lo; k <= hi; k++)
-      for (const mult of hi - lo <= 2 ? [1, 2, 5] : [1]) {
+      for (const mult of hi - lo <= 2 ? [1, 2, 5] : k % every === 0 ? [1] : []) {
         const v = mult * 10 ** k;
         if (v >= xLo * 0.999 && v <= xHi * 1.001) xt.push({ v, label: fmt(v) });
       }

@@ -51,6 +51,7 @@ function results(): StudyResults {
     data: {
       source: 'embedded',
       trainImages: 1000,
+      momentImages: 1000,
       testImages: 200,
       corruptedImages: 200,
       queries: 3,
@@ -131,8 +132,8 @@ describe('study report', () => {
   test('report.html is one page with inline SVG charts and nothing to fetch', () => {
     const html = studyReportHtml(r);
     assert.ok(html.startsWith('<!DOCTYPE html>'));
-    // Sweep (2), per corruption, one training curve, one spectrum panel.
-    assert.equal(html.match(/<svg /g)?.length, 5);
+    // Sweep (3), per corruption, one training curve, one spectrum panel.
+    assert.equal(html.match(/<svg /g)?.length, 6);
     for (const bad of [
       /<script/i,
       /\bsrc=/i,
