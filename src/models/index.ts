@@ -4,3 +4,4 @@ export * from './registry.js';
 export * from './resnet.js';
 export * from './types.js';
 export * from './vit.js';
+export * from './zoo.js';
