@@ -18,6 +18,7 @@ interface FitFlags {
   layers: string;
   timesteps: string;
   untie: boolean;
+  noiseScale: number;
   mode: string;
   epochs: number;
   batchSize: number;
@@ -67,6 +68,7 @@ function fitOptions(o: FitFlags, onProgress: (e: ProgressEvent) => void): FitOpt
     layers: o.layers,
     timesteps: o.timesteps as FitOptions['timesteps'],
     untie: o.untie,
+    noiseScale: o.noiseScale,
     mode: o.mode as FitOptions['mode'],
     epochs: o.epochs,
     batchSize: o.batchSize,
@@ -134,7 +136,13 @@ export function fitCommand(program: Command): void {
       )
       .option('--std <s>', 'per-channel std divided after the mean', parseListArg('--std'))
       .option('--layers <filter>', 'layers: all, mlp, linear, conv, or globs', 'all')
-      .option('--timesteps <mode>', 'paper (N..1) or public-code', 'paper')
+      .option('--timesteps <mode>', 'paper (N..1), public-code, or linear:<first>:<last>', 'paper')
+      .option(
+        '--noise-scale <k>',
+        "multiple of the paper's betas: the noise level the denoisers remove",
+        parseFloatArg('--noise-scale'),
+        1,
+      )
       .option(
         '--untie',
         'also fit layers with tied weights, each fused into its own copy (more parameters)',

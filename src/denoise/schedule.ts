@@ -153,6 +153,9 @@ function isSpread(mode: unknown): mode is TimestepSpread {
   );
 }
 
+/** A timestep mode as a flag spells it. */
+export type TimestepFlag = 'paper' | 'public-code' | `linear:${number}:${number}`;
+
 /**
  * Parses a timestep mode flag: `paper`, `public-code`, or `linear:<first>:<last>`.
  * @param v - the flag's value

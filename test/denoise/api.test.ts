@@ -128,6 +128,53 @@ describe('one-call API', () => {
     }
   });
 
+  test('a noise scale and a timestep spread reach the plan, the fit and the denoiser file', async () => {
+    const base = await inspect(model, { layers: 'mlp' });
+    const k100 = await inspect(model, { layers: 'mlp', noiseScale: 100 });
+    base.layers.forEach((l, i) => {
+      const r = k100.layers[i]!.c1 / l.c1;
+      // c1 grows about as √k at small t (1 − ᾱ ≈ kΣβ).
+      assert.ok(r > 8 && r < 11, `${l.layer}: c1 ratio ${r}`);
+    });
+    const spread = await inspect(model, { layers: 'mlp', timesteps: 'linear:40:10' });
+    assert.equal(spread.layers[0]!.t, 40);
+    assert.equal(spread.layers.at(-1)!.t, 10);
+    const report = await fit(model, {
+      images,
+      skipCorrupt: true,
+      out: at('fused-k100.onnx'),
+      denoisersOut: at('d-k100.safetensors'),
+      layers: 'mlp',
+      noiseScale: 100,
+      timesteps: 'linear:40:10',
+      batchSize: 8,
+      threads: 1,
+    });
+    assert.equal(report.verification!.ok, true);
+    assert.deepEqual(
+      report.layers.map((l) => l.t),
+      spread.layers.map((l) => l.t),
+    );
+    // verify rebuilds the plan from the denoiser file: the same (scaled) schedule.
+    const v = await verify(model, {
+      fused: at('fused-k100.onnx'),
+      denoisers: at('d-k100.safetensors'),
+      images,
+      skipCorrupt: true,
+      runs: 1,
+      threads: 1,
+    });
+    assert.ok(v.ok, v.failures.join('; '));
+    await assert.rejects(
+      inspect(model, { timesteps: 'linear:5' as FitOptions['timesteps'] }),
+      (e) => e instanceof UsageError && /--timesteps/.test(e.message),
+    );
+    await assert.rejects(
+      fit(model, { images, out: at('x.onnx'), noiseScale: -1, threads: 1 }),
+      (e) => e instanceof UsageError && /--noise-scale/.test(e.message),
+    );
+  });
+
   test('bad options are UsageErrors naming the flag, raised before any work', async () => {
     const base: FitOptions = { images, out: at('bad.onnx'), threads: 1 };
     const cases: [Partial<FitOptions> & Record<string, unknown>, RegExp][] = [

@@ -24,7 +24,7 @@ import {
   runPipeline,
 } from '../pipeline.js';
 import { type ConversionPlan, planConversion } from '../plan.js';
-import type { TimestepMode } from '../schedule.js';
+import { parseTimestepMode, type TimestepFlag, type TimestepMode } from '../schedule.js';
 import type { SkippedLayer } from '../select.js';
 import type { EpochRecord } from '../train.js';
 import type { VerifyReport } from '../verify.js';
@@ -53,8 +53,13 @@ export interface FitOptions extends CommonOptions, ImageOptions {
   out?: string;
   /** Layers: `'all'` (default), `'mlp'`, `'linear'`, `'conv'`, or comma-separated globs. */
   layers?: string;
-  /** Timestep assignment: `'paper'` (N..1, default) or `'public-code'`. */
-  timesteps?: 'paper' | 'public-code';
+  /**
+   * Timestep assignment: `'paper'` (N..1, default), `'public-code'`, or
+   * `'linear:<first>:<last>'` (spread evenly from the first layer to the last).
+   */
+  timesteps?: TimestepFlag;
+  /** Multiple of the paper's betas (default 1): the noise level the denoisers remove. */
+  noiseScale?: number;
   /**
    * Also fit layers whose weight another layer reads (tied weights), each fused into its own
    * copy (more parameters, reported). Default: skip them, with a reason in the report.
@@ -168,6 +173,8 @@ interface FitSettings {
   threads?: number;
   mode: 'closed-form' | 'sgd';
   layers: string;
+  timesteps: TimestepMode;
+  noiseScale: number;
   shard?: Shard;
   fromStats?: string[];
   epochs: number;
@@ -187,7 +194,11 @@ function fitSettings(o: FitOptions): FitSettings {
     checkString(k, o[k]);
   checkInt('epochs', o.epochs, 1);
   checkInt('batchSize', o.batchSize, 1);
-  for (const k of ['lr', 'ridge', 'tolerance'] as const) checkNumber(k, o[k]);
+  for (const k of ['lr', 'ridge', 'tolerance', 'noiseScale'] as const) checkNumber(k, o[k]);
+  checkString('timesteps', o.timesteps);
+  const timesteps = parseTimestepMode(o.timesteps ?? 'paper');
+  const noiseScale = o.noiseScale ?? 1;
+  if (!(noiseScale > 0)) throw new UsageError(`--noise-scale must be > 0, got ${noiseScale}`);
   const shard = o.shard === undefined ? undefined : parseShard(o.shard);
   if (shard && !o.statsOut) throw new UsageError('--shard needs --stats-out <file>');
   if (shard && (mode !== 'closed-form' || o.fromStats !== undefined))
@@ -206,6 +217,8 @@ function fitSettings(o: FitOptions): FitSettings {
     threads,
     mode,
     layers: o.layers ?? 'all',
+    timesteps,
+    noiseScale,
     shard,
     fromStats,
     epochs: o.epochs ?? 5,
@@ -292,7 +305,8 @@ async function loadFitInputs(modelArg: string, o: FitOptions, s: FitSettings): P
   const { model, source } = await loadModelArg(modelArg, s.seed);
   const plan = planConversion(model.graph, {
     filter: s.layers,
-    timesteps: (o.timesteps ?? 'paper') as TimestepMode,
+    timesteps: s.timesteps,
+    schedule: { noiseScale: s.noiseScale },
     untie: o.untie ?? false,
     source,
   });

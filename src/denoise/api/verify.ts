@@ -11,7 +11,7 @@ import { Rng } from '../../util/rng.js';
 import { readDenoisers } from '../denoiser-file.js';
 import { describePlan, type PlannedLayerInfo } from '../fit.js';
 import { planConversion } from '../plan.js';
-import type { TimestepMode } from '../schedule.js';
+import { parseTimestepMode, type TimestepFlag } from '../schedule.js';
 import type { SkippedLayer } from '../select.js';
 import { type VerifyReport, verifyFusion } from '../verify.js';
 import {
@@ -91,8 +91,10 @@ export async function verify(model: string, options: VerifyModelOptions): Promis
 export interface InspectOptions extends Pick<CommonOptions, 'seed'> {
   /** Layers: `'all'` (default), `'mlp'`, `'linear'`, `'conv'`, or globs like `'blocks.*.mlp.*'`. */
   layers?: string;
-  /** Timestep assignment: `'paper'` (N..1, default) or `'public-code'`. */
-  timesteps?: 'paper' | 'public-code';
+  /** Timestep assignment: `'paper'` (N..1, default), `'public-code'` or `'linear:<first>:<last>'`. */
+  timesteps?: TimestepFlag;
+  /** Multiple of the paper's betas (default 1): shown in each layer's c1 and c3. */
+  noiseScale?: number;
   /** Also select layers with tied weights (fusion gives each its own copy). */
   untie?: boolean;
 }
@@ -123,10 +125,14 @@ export interface InspectReport {
 export async function inspect(model: string, options: InspectOptions = {}): Promise<InspectReport> {
   const { seed } = commonSettings(options);
   checkString('layers', options.layers);
+  checkString('timesteps', options.timesteps);
+  checkNumber('noiseScale', options.noiseScale);
+  const timesteps = parseTimestepMode(options.timesteps ?? 'paper');
   const { model: m, source } = await loadModelArg(model, seed);
   const plan = planConversion(m.graph, {
     filter: options.layers ?? 'all',
-    timesteps: (options.timesteps ?? 'paper') as TimestepMode,
+    timesteps,
+    schedule: { noiseScale: options.noiseScale ?? 1 },
     untie: options.untie ?? false,
     source,
   });
