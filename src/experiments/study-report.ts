@@ -147,6 +147,24 @@ export function studyMarkdown(r: StudyResults): string {
     }),
     '',
   ];
+  const withDelta = arms.filter((a) => a.deltaVsControl);
+  if (withDelta.length) {
+    lines.push(
+      '## Per seed: arm − control on the same images (paired bootstrap; exact McNemar p for acc@1)',
+      '',
+      '| arm | seed | Δ acc@1 | McNemar p | Δ mAP | Δ corrupted acc@1 |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...withDelta.flatMap((a) => {
+        const d = a.deltaVsControl!;
+        return d.acc1.perSeed.map((p, k) => {
+          const cell = (x: { mean: number; ci: [number, number] }) =>
+            `${signed(x.mean)} [${signed(x.ci[0])}, ${signed(x.ci[1])}]`;
+          return `| ${a.name} | ${p.seed} | ${cell(p)} | ${p.mcnemarP === undefined ? '—' : p.mcnemarP < 1e-3 ? p.mcnemarP.toExponential(2) : p.mcnemarP.toPrecision(3)} | ${cell(d.map.perSeed[k]!)} | ${cell(d.corruptedAcc1.perSeed[k]!)} |`;
+        });
+      }),
+      '',
+    );
+  }
   if (r.sweep.length) {
     lines.push(
       '## Noise-scale sweep (closed-form label-free, against the baseline)',

@@ -126,6 +126,9 @@ describe('study report', () => {
     assert.match(md, /^\| 100 \| 74\.50 \[/m);
     assert.match(md, /^\| contrast \| 40\.00 \[/m);
     assert.match(md, /no detectable difference/);
+    // Per seed: label-aug gains 20 and 21 images of 200 (+10.00, +10.50); McNemar p = 2·0.5^20.
+    assert.match(md, /^\| label-aug \| 0 \| \+10\.00 \[[^|]*\] \| 1\.91e-6 \|/m);
+    assert.match(md, /^\| label-aug \| 1 \| \+10\.50 \[[^|]*\] \| 9\.54e-7 \|/m);
     assert.match(md, /\| 20 \/ 20, lr 3\.0e-4→0\.0e\+0 \|/);
   });
 
