@@ -14,6 +14,7 @@ import type { ParamStore } from '../models/params.js';
 import type { Model } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { writeModel } from '../onnx/serialize.js';
+import type { ComputeRecord } from '../train/compute.js';
 import { evalModelWith } from '../train/loop.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
 import { DataError } from '../util/errors.js';
@@ -107,6 +108,8 @@ export interface FusedDenoisers {
   fit: ClosedFormReport[] | EpochRecord[];
   /** What a user should know about the fit (too few samples, a singular covariance). */
   warnings: string[];
+  /** The compute a trained fit spent (the training loop's record); absent for the closed form. */
+  compute?: ComputeRecord;
 }
 
 /** The warnings of a closed-form fit: layers with few samples, or a singular covariance. */
@@ -186,7 +189,14 @@ async function fitDenoisers(
         log: trainingLog(method.epochs, common, method.log),
       });
       const start = initDenoisers(plan, seed);
-      return { original: model, plan, values: res.values, start, fit: res.history };
+      return {
+        original: model,
+        plan,
+        values: res.values,
+        start,
+        fit: res.history,
+        compute: res.compute,
+      };
     }
     case 'label-aug': {
       const res = await trainLabelAugmented({
@@ -201,7 +211,14 @@ async function fitDenoisers(
       });
       const original = evalModelWith(method.def, res.backbone);
       const start = initDenoisers(plan, seed);
-      return { original, plan, values: res.values, start, fit: res.history };
+      return {
+        original,
+        plan,
+        values: res.values,
+        start,
+        fit: res.history,
+        compute: res.compute,
+      };
     }
   }
 }

@@ -98,6 +98,18 @@ describe('pipeline', () => {
       { seed: 0, threads: 1 },
     );
     for (const [name, t] of r.values) assert.deepEqual(again.values.get(name)!.data, t.data, name);
+    // The closed form spends no optimiser step: no compute record. A trained fit carries the
+    // training loop's record.
+    assert.equal(r.compute, undefined);
+    const sgd = await fitAndFuse(
+      model,
+      plan,
+      { kind: 'sgd', images: feeds, epochs: 2, lr: 1e-3 },
+      { seed: 0, threads: 1 },
+    );
+    // 20 images in batches of 8: 3 steps per epoch, 2 epochs; the backbone untouched.
+    assert.equal(sgd.compute!.denoiserSteps, 6);
+    assert.equal(sgd.compute!.backboneSteps, 0);
 
     // Files: the fused model as fused, the denoisers with their plan, the diagnostics.
     const written = await readModel(join(dir, 'fused.onnx'));
