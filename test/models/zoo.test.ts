@@ -1,14 +1,10 @@
-// The model zoo: a generated entry is written, read back with its sha256 checked, refused
-// when its weights or manifest are damaged, and accepted as `zoo:<preset>` by the CLI.
+// The model zoo: a generated entry is written, read back with its sha256 checked, and
+// refused when its weights or manifest are damaged (the CLI: test/cli/zoo.e2e.test.ts).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { loadFashionMnist } from '../../src/data/fashion-mnist.js';
-import { evaluateModel } from '../../src/eval/evaluate.js';
 import { getPreset } from '../../src/models/registry.js';
 import { initialWeights } from '../../src/models/weights.js';
 import {
@@ -21,9 +17,6 @@ import {
 } from '../../src/models/zoo.js';
 import { DataError, UsageError } from '../../src/util/errors.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(repo, 'src', 'cli', 'index.ts');
-const tsx = import.meta.resolve('tsx');
 const root = mkdtempSync(join(tmpdir(), 'denoiserep-zoo-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -119,43 +112,5 @@ describe('zoo', () => {
         /mlp-fmnist/.test(e.message),
     );
     assert.throws(() => readZooManifest('zoo:../etc', root), UsageError);
-  });
-
-  test('eval zoo:<preset> --json: last line has acc1 in percent and the manifest’s figure', async () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        '--import',
-        tsx,
-        cli,
-        'eval',
-        'zoo:mlp-fmnist',
-        '--data',
-        'embedded',
-        '--json',
-        '--threads',
-        '1',
-      ],
-      { encoding: 'utf8', env: { ...process.env, DENOISEREP_ZOO: root } },
-    );
-    assert.equal(r.status, 0, r.stderr);
-    const last = r.stdout.trim().split('\n').at(-1)!;
-    const j = JSON.parse(last) as { acc1: number; manifest: { acc1: number }; images: number };
-    const test = await loadFashionMnist('embedded', 'test');
-    const e = await evaluateModel({ def, values }, test, { task: 'classification', threads: 1 });
-    assert.equal(j.images, 2000);
-    assert.ok(Math.abs(j.acc1 - 100 * e.acc1) < 1e-9, `${j.acc1} vs ${100 * e.acc1}`);
-    assert.equal(j.manifest.acc1, 12.5);
-    // Any command that takes a model path takes the reference.
-    const i = spawnSync(
-      process.execPath,
-      ['--import', tsx, cli, 'inspect', 'zoo:mlp-fmnist', '--json'],
-      {
-        encoding: 'utf8',
-        env: { ...process.env, DENOISEREP_ZOO: root },
-      },
-    );
-    assert.equal(i.status, 0, i.stderr);
-    assert.ok(JSON.parse(i.stdout.trim().split('\n').at(-1)!).layers.length > 0);
   });
 });
