@@ -21,3 +21,13 @@ export * from './eval/index.js';
 export * from './eval/evaluate.js';
 export * from './eval/latency.js';
 export { runDemo, demoSettings, type DemoSettings, type DemoResult } from './experiments/demo.js';
+export {
+  runStudy,
+  studySettings,
+  studyJson,
+  STUDY_ARMS,
+  type StudyArm,
+  type StudyRun,
+  type StudySettings,
+} from './experiments/study.js';
+export type { StudyResults } from './experiments/study-report.js';

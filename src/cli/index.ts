@@ -10,6 +10,7 @@ import { fitCommand } from './fit.js';
 import { fuseCommand } from './fuse.js';
 import { inspectCommand } from './inspect.js';
 import { pretrainCommand } from './pretrain.js';
+import { studyCommand } from './study.js';
 import { verifyCommand } from './verify.js';
 
 /** Exit codes of the `denoiserep` command, as the README lists them. */
@@ -86,6 +87,7 @@ export function buildProgram(): Command {
   fuseCommand(program);
   verifyCommand(program);
   exportWeightsCommand(program);
+  studyCommand(program);
   return program;
 }
 
