@@ -30,7 +30,12 @@ function run(...args: string[]): { code: number | null; out: string; err: string
  * cost), capturing its output and exit code. Paths must be absolute.
  */
 async function runHere(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const [outW, errW] = [process.stdout.write, process.stderr.write];
+  const [outW, errW] = [
+    process.stdout.write.bind(process.stdout),
+    process.stderr.write.bind(process.stderr),
+  ];
+  // The exit code the test runner may already have set (a failed test) survives this call.
+  const exitCode = process.exitCode;
   let out = '';
   let err = '';
   // The CLI writes strings; the test runner's own reports to this process's stdout are
@@ -44,8 +49,8 @@ async function runHere(...args: string[]): Promise<{ code: number; out: string; 
       }
       return (orig as (...a: unknown[]) => boolean).call(stream, c, ...rest);
     };
-  process.stdout.write = tap(process.stdout, outW, (c) => (out += c)) as typeof outW;
-  process.stderr.write = tap(process.stderr, errW, (c) => (err += c)) as typeof errW;
+  process.stdout.write = tap(process.stdout, outW, (c) => (out += c));
+  process.stderr.write = tap(process.stderr, errW, (c) => (err += c));
   try {
     process.exitCode = 0;
     await main(['node', 'denoiserep', ...args]);
@@ -53,7 +58,7 @@ async function runHere(...args: string[]): Promise<{ code: number; out: string; 
   } finally {
     process.stdout.write = outW;
     process.stderr.write = errW;
-    process.exitCode = 0;
+    process.exitCode = exitCode;
   }
 }
 
@@ -134,7 +139,9 @@ describe('CLI pretrain and eval', () => {
     const res = JSON.parse(r.out) as { epochs: number; final: { epoch: number } };
     assert.equal(res.epochs, 3);
     assert.equal(res.final.epoch, 2);
-    const state = JSON.parse(readFileSync(join(cwd, 'mlp', 'checkpoint', 'state.json'), 'utf8'));
+    const state = JSON.parse(
+      readFileSync(join(cwd, 'mlp', 'checkpoint', 'state.json'), 'utf8'),
+    ) as { epoch: number; globalStep: number };
     assert.equal(state.epoch, 2);
     assert.equal(state.globalStep, 3 * 79);
     // The log holds each step once, in order, across the resume.
@@ -212,7 +219,9 @@ describe('CLI pretrain and eval', () => {
     // and the schedule starts again at step 1.
     assert.equal(ft[0]!.step, 1);
     assert.ok(ft[0]!.loss < 0.8 * fresh[0]!.loss, `${ft[0]!.loss} vs ${fresh[0]!.loss}`);
-    const state = JSON.parse(readFileSync(join(cwd, 'mlp-ft', 'checkpoint', 'state.json'), 'utf8'));
+    const state = JSON.parse(
+      readFileSync(join(cwd, 'mlp-ft', 'checkpoint', 'state.json'), 'utf8'),
+    ) as { globalStep: number };
     assert.equal(state.globalStep, 79);
 
     const wrong = await runHere(
