@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  denoisingLossReference,
-  expectedMseLoss,
-  fitDenoiser,
-  MomentAccumulator,
-} from '../../src/denoise/closed-form.js';
-import { matmul, symmetricEigen, transpose } from '../../src/denoise/linalg.js';
+import { fitDenoiser, MomentAccumulator } from '../../src/denoise/closed-form.js';
+import { matmul, transpose } from '../../src/denoise/linalg.js';
 import { coefficients, makeSchedule } from '../../src/denoise/schedule.js';
 import { DataError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
+import { symmetricEigen } from './linalg-reference.js';
+import { denoisingLossReference, expectedMseLoss } from './reference.js';
 
 const d = 5;
 const mu = [1, -2, 0.5, 3, 0];
