@@ -1,3 +1,0 @@
-export * from './classification.js';
-export * from './flops.js';
-export * from './retrieval.js';
