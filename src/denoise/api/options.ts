@@ -38,24 +38,29 @@ export function flagOf(option: string): string {
   return `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
+/** A value as an error message shows it (objects as JSON rather than [object Object]). */
+function shown(v: unknown): string {
+  return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+}
+
 /** An integer option at least `min` (or absent), else a UsageError naming its flag. */
 export function checkInt(option: string, v: unknown, min: number): void {
   if (v === undefined) return;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
-    throw new UsageError(`${flagOf(option)} must be an integer >= ${min}, got '${String(v)}'`);
+    throw new UsageError(`${flagOf(option)} must be an integer >= ${min}, got '${shown(v)}'`);
 }
 
 /** A finite number option (or absent), else a UsageError naming its flag. */
 export function checkNumber(option: string, v: unknown): void {
   if (v === undefined) return;
   if (typeof v !== 'number' || !Number.isFinite(v))
-    throw new UsageError(`${flagOf(option)} must be a number, got '${String(v)}'`);
+    throw new UsageError(`${flagOf(option)} must be a number, got '${shown(v)}'`);
 }
 
 /** A string option (or absent), else a UsageError naming its flag. */
 export function checkString(option: string, v: unknown): void {
   if (v !== undefined && typeof v !== 'string')
-    throw new UsageError(`${flagOf(option)} must be a string, got '${String(v)}'`);
+    throw new UsageError(`${flagOf(option)} must be a string, got '${shown(v)}'`);
 }
 
 /** A list of finite numbers (one number counts as a list of one) or absent. */
@@ -63,7 +68,7 @@ function numberList(option: string, v: unknown): number[] | undefined {
   if (v === undefined) return undefined;
   const xs = Array.isArray(v) ? (v as unknown[]) : [v];
   if (xs.length === 0 || xs.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
-    throw new UsageError(`${flagOf(option)} must be numbers, got '${String(v)}'`);
+    throw new UsageError(`${flagOf(option)} must be numbers, got '${shown(v)}'`);
   return xs as number[];
 }
 
