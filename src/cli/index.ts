@@ -10,6 +10,8 @@ import { fitCommand } from './fit.js';
 import { fuseCommand } from './fuse.js';
 import { inspectCommand } from './inspect.js';
 import { pretrainCommand } from './pretrain.js';
+import { probeCommand } from './probe.js';
+import { sampleCommand } from './sample.js';
 import { verifyCommand } from './verify.js';
 
 /** Exit codes of the `denoiserep` command, as the README lists them. */
@@ -86,6 +88,8 @@ export function buildProgram(): Command {
   fuseCommand(program);
   verifyCommand(program);
   exportWeightsCommand(program);
+  sampleCommand(program);
+  probeCommand(program);
   return program;
 }
 
