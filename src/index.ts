@@ -21,3 +21,20 @@ export * from './eval/index.js';
 export * from './eval/evaluate.js';
 export * from './eval/latency.js';
 export { runDemo, demoSettings, type DemoSettings, type DemoResult } from './experiments/demo.js';
+export * from './diffusion/index.js';
+export {
+  ATTENTION_PROBE,
+  backboneFeatures,
+  featureNorm,
+  LINEAR_PROBE,
+  pixelFeatures,
+  probeSweep,
+  trainProbe,
+  type LabelledFeatures,
+  type ProbeConfig,
+  type ProbeResult,
+  type SweepCell,
+} from './experiments/probe.js';
+export { frechetReport, generateImages, type FrechetReport } from './experiments/generate.js';
+export { heatmapSvg } from './experiments/heatmap.js';
+export { imageGridPng } from './experiments/image-grid.js';
