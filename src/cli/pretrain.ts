@@ -4,13 +4,14 @@ import type { Command } from 'commander';
 import { loadFashionMnist, FMNIST_DEFAULT_PATH } from '../data/fashion-mnist.js';
 import type { ImageDataset } from '../data/dataset.js';
 import { DataError, ResumeMismatchError, UsageError } from '../util/errors.js';
-import { getPreset } from '../models/registry.js';
+import { getPreset, isDiffusionPreset } from '../models/registry.js';
 import type { ModelDef } from '../models/types.js';
 import { expectedWeights, exportOnnx } from '../models/weights.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { ParamStore } from '../models/params.js';
 import { type SupervisedConfig, trainSupervised } from '../train/loop.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
+import { pretrainDdpm } from './pretrain-ddpm.js';
 import { type Progress, startProgress } from './progress.js';
 
 /**
@@ -65,6 +66,7 @@ interface PretrainOptions {
   override: boolean;
   checkpointEvery: number;
   init?: string;
+  emaDecay: number;
   json: boolean;
   seed: number;
   threads: number;
@@ -161,7 +163,10 @@ export function pretrainCommand(program: Command): void {
       .description(
         'train a backbone preset on Fashion-MNIST (checkpoints, JSONL log, final model.onnx)',
       )
-      .requiredOption('--model <preset>', 'model preset, e.g. vit-tiny-fmnist')
+      .requiredOption(
+        '--model <preset>',
+        'model preset, e.g. vit-tiny-fmnist, or a DDPM U-Net (ddpm-unet-fmnist: labels unused)',
+      )
       .option(
         '--data <src>',
         'embedded (committed subset), fashion-mnist (/usr/share/datasets/fashion-mnist) or an IDX folder',
@@ -223,10 +228,17 @@ export function pretrainCommand(program: Command): void {
         0,
       )
       .option(
+        '--ema-decay <x>',
+        'diffusion presets: largest decay of the EMA of the weights',
+        parseFloatArg('--ema-decay'),
+        0.999,
+      )
+      .option(
         '--init <dir>',
         'start from the weights of a checkpoint (or pretrain output folder) of the same preset, with a fresh schedule and optimiser (fine-tuning)',
       ),
-  ).action(async (o: PretrainOptions) => {
+  ).action(async function (this: Command, o: PretrainOptions) {
+    if (isDiffusionPreset(o.model)) return pretrainDdpm(o, this);
     const config = pretrainConfig(o);
     const def = getPreset(o.model, { bnneck: o.task === 'reid' });
     const init = o.init === undefined ? undefined : initialStore(o.init, o.model, def);
