@@ -4,7 +4,8 @@ import type { Model } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { fitDenoiser, MomentAccumulator } from './closed-form.js';
+import { fitDenoiserCompiled, fusedMapSpectrum, MomentAccumulator } from './closed-form.js';
+import { DenseKernels } from './linalg-compiled.js';
 import { denoisedValueName, finishSurgery, surgeryBuilder } from './graph.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 
@@ -72,44 +73,73 @@ export interface ClosedFormReport {
   jitter: number;
 }
 
+/** What {@link fitClosedForm} produced. */
+export interface ClosedFormFit {
+  values: Map<string, Tensor>;
+  report: ClosedFormReport[];
+  /**
+   * Per layer, the singular values (descending) of its fused map c3 I − c1 Wd, from the
+   * eigenvalues of the layer's input covariance.
+   */
+  spectra: Map<string, Float64Array>;
+}
+
 /**
  * The MSE-optimal linear denoiser of every planned layer from its input moments
- * (Wd = s2 (s1² S + s2² I)⁻¹, bias cancelling the mean). A layer without affine terms
- * (no bias to fuse into) gets the optimum among bias-free predictors, which uses the
- * uncentred second moment in place of the covariance.
+ * (Wd = s2 (s1² S + s2² I)⁻¹, bias cancelling the mean), with the spectrum of each fused
+ * map. A layer without affine terms (no bias to fuse into) gets the optimum among
+ * bias-free predictors, which uses the uncentred second moment in place of the covariance.
+ * The linear algebra runs compiled and multi-threaded ({@link fitDenoiserCompiled}).
+ * @param plan - selected layers and their steps
+ * @param stats - moments by layer name ({@link collectMoments})
+ * @param opts - `ridge`; `kernels` to share (else made here with `threads` and released)
+ * @example const { values, spectra } = await fitClosedForm(plan, stats);
  */
-export function fitClosedForm(
+export async function fitClosedForm(
   plan: ConversionPlan,
   stats: Map<string, MomentAccumulator>,
-  opts: { ridge?: number } = {},
-): { values: Map<string, Tensor>; report: ClosedFormReport[] } {
+  opts: { ridge?: number; kernels?: DenseKernels; threads?: number } = {},
+): Promise<ClosedFormFit> {
   const values = new Map<string, Tensor>();
   const report: ClosedFormReport[] = [];
-  for (const p of plan.layers) {
-    const s = stats.get(p.layer.name);
-    if (!s) throw new DataError(`no statistics for layer '${p.layer.name}'`);
-    if (s.dim !== p.dim)
-      throw new DataError(
-        `statistics for layer '${p.layer.name}' have dim ${s.dim}, expected ${p.dim}`,
+  const spectra = new Map<string, Float64Array>();
+  const kernels = opts.kernels ?? new DenseKernels({ threads: opts.threads });
+  try {
+    for (const p of plan.layers) {
+      const s = stats.get(p.layer.name);
+      if (!s) throw new DataError(`no statistics for layer '${p.layer.name}'`);
+      if (s.dim !== p.dim)
+        throw new DataError(
+          `statistics for layer '${p.layer.name}' have dim ${s.dim}, expected ${p.dim}`,
+        );
+      let used = s;
+      if (!p.affine) {
+        used = new MomentAccumulator(s.dim).merge(s);
+        used.sum.fill(0);
+      }
+      const fit = await fitDenoiserCompiled(used, p.coeffs, kernels, {
+        ridge: opts.ridge,
+        name: `layer '${p.layer.name}'`,
+      });
+      values.set(p.names.weight, float32([p.dim, p.dim], Float32Array.from(fit.Wd)));
+      if (p.names.bias) values.set(p.names.bias, float32([p.dim], Float32Array.from(fit.bd)));
+      if (p.names.embed) values.set(p.names.embed, float32([p.dim], Float32Array.from(fit.e)));
+      spectra.set(
+        p.layer.name,
+        fusedMapSpectrum(fit.covarianceEigenvalues, p.coeffs, (opts.ridge ?? 0) + fit.jitter),
       );
-    let used = s;
-    if (!p.affine) {
-      used = new MomentAccumulator(s.dim).merge(s);
-      used.sum.fill(0);
+      report.push({
+        layer: p.layer.name,
+        t: p.t,
+        samples: s.count,
+        regularised: fit.regularised,
+        jitter: fit.jitter,
+      });
     }
-    const fit = fitDenoiser(used, p.coeffs, { ridge: opts.ridge, name: `layer '${p.layer.name}'` });
-    values.set(p.names.weight, float32([p.dim, p.dim], Float32Array.from(fit.Wd)));
-    if (p.names.bias) values.set(p.names.bias, float32([p.dim], Float32Array.from(fit.bd)));
-    if (p.names.embed) values.set(p.names.embed, float32([p.dim], Float32Array.from(fit.e)));
-    report.push({
-      layer: p.layer.name,
-      t: p.t,
-      samples: s.count,
-      regularised: fit.regularised,
-      jitter: fit.jitter,
-    });
+  } finally {
+    if (!opts.kernels) await kernels.release();
   }
-  return { values, report };
+  return { values, report, spectra };
 }
 
 const STATS_MAGIC = 'denoiserep-moments';

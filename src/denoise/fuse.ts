@@ -3,6 +3,7 @@ import { cloneGraph, type Model } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { fuseConvOutput, fuseLinearInput } from './fuse-math.js';
+import { type DenseKernels, matmulCompiled } from './linalg-compiled.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 import type { WeightPath } from './select.js';
 
@@ -12,6 +13,11 @@ export interface FuseOptions {
    * Off by default: the fused model is then a pure function of the trained weights.
    */
   stochastic?: Rng;
+  /**
+   * W·Wd (out x in, float64) per input-side layer name, computed beforehand by a compiled
+   * product ({@link fuseModelCompiled}); layers without one are multiplied here.
+   */
+  products?: Map<string, Float64Array>;
 }
 
 /** Whether a weight path transposes a 2-D weight (an odd number of swaps). */
@@ -46,6 +52,55 @@ function tensorOf(
   return t.data as Float32Array;
 }
 
+/** An input-side layer's weight as the layer sees it, in its layout (`rows` x `cols`). */
+function seenWeight(
+  p: DenoiserPlan,
+  stored: Float32Array,
+): { seen: Float32Array; swapped: boolean; rows: number; cols: number } {
+  const L = p.layer;
+  const swapped = pathTransposes(L.weightPath, L.name);
+  const rows = L.layout === 'out-in' ? L.outFeatures : L.inFeatures;
+  const cols = L.layout === 'out-in' ? L.inFeatures : L.outFeatures;
+  const seen = swapped ? transpose2d(stored, cols, rows) : stored;
+  return { seen, swapped, rows, cols };
+}
+
+/**
+ * {@link fuseModel} with the O(n³) products W·Wd of the input-side layers run by the
+ * compiled float64 kernels (multi-threaded); the same model up to float64 rounding.
+ * @param model - the original model
+ * @param plan - the plan the denoisers belong to
+ * @param values - denoiser parameters by name
+ * @param kernels - the compiled kernels
+ * @example const fused = await fuseModelCompiled(model, plan, values, kernels);
+ */
+export async function fuseModelCompiled(
+  model: Model,
+  plan: ConversionPlan,
+  values: Map<string, Tensor>,
+  kernels: DenseKernels,
+  opts: Omit<FuseOptions, 'products'> = {},
+): Promise<Model> {
+  const products = new Map<string, Float64Array>();
+  for (const p of plan.layers) {
+    if (p.side !== 'input') continue;
+    const L = p.layer;
+    const stored = model.graph.initializers.get(L.weight);
+    if (!stored) continue; // fuseModel names the missing weight
+    const { seen } = seenWeight(p, stored.data as Float32Array);
+    const nIn = L.inFeatures;
+    const nOut = L.outFeatures;
+    const wOI = new Float64Array(nOut * nIn);
+    if (L.layout === 'out-in') wOI.set(seen);
+    else
+      for (let i = 0; i < nIn; i++)
+        for (let o = 0; o < nOut; o++) wOI[o * nIn + i] = seen[i * nOut + o]!;
+    const wd = tensorOf(values, p.names.weight, p)!;
+    products.set(L.name, await matmulCompiled(wOI, wd, nOut, nIn, nIn, kernels));
+  }
+  return fuseModel(model, plan, values, { ...opts, products });
+}
+
 /**
  * Fuses trained denoisers into their layers' weights. The result has exactly the original
  * graph — same nodes in the same order, same initializer names and shapes — with only the
@@ -73,13 +128,7 @@ export function fuseModel(
     let newBias: Float32Array;
     let biasIsZero: boolean;
     if (p.side === 'input') {
-      const swapped = pathTransposes(L.weightPath, L.name);
-      // The weight as the layer sees it, in the layer's layout.
-      const rows = L.layout === 'out-in' ? L.outFeatures : L.inFeatures;
-      const cols = L.layout === 'out-in' ? L.inFeatures : L.outFeatures;
-      const seen = swapped
-        ? transpose2d(stored.data as Float32Array, cols, rows)
-        : (stored.data as Float32Array);
+      const { seen, swapped, rows, cols } = seenWeight(p, stored.data as Float32Array);
       const fused = fuseLinearInput({
         weight: seen,
         bias,
@@ -94,6 +143,7 @@ export function fuseModel(
         coeffs: p.coeffs,
         stochastic: opts.stochastic ? { rng: opts.stochastic.fork(L.name) } : undefined,
         name: L.name,
+        product: opts.products?.get(L.name),
       });
       newWeight = swapped ? transpose2d(fused.weight, rows, cols) : fused.weight;
       newBias = fused.bias;

@@ -21,7 +21,8 @@ import type { MomentAccumulator } from './closed-form.js';
 import { writeDenoisers } from './denoiser-file.js';
 import { diagnoseFusion, type LayerReport, spectraSvg, svgToPng } from './diagnostics.js';
 import { type ClosedFormReport, collectMoments, fitClosedForm } from './fit.js';
-import { fuseModel } from './fuse.js';
+import { fuseModelCompiled } from './fuse.js';
+import { DenseKernels } from './linalg-compiled.js';
 import { type ConversionPlan, initDenoisers, zeroDenoisers } from './plan.js';
 import {
   type EpochRecord,
@@ -105,6 +106,11 @@ export interface FusedDenoisers {
   fit: ClosedFormReport[] | EpochRecord[];
   /** What a user should know about the fit (too few samples, a singular covariance). */
   warnings: string[];
+  /**
+   * Closed form: singular values of each layer's fused map, from the eigenvalues of its
+   * input covariance (so the diagnostics need no decomposition of their own).
+   */
+  spectra?: Map<string, Float64Array>;
 }
 
 /** The warnings of a closed-form fit: layers with few samples, or a singular covariance. */
@@ -160,6 +166,7 @@ async function fitDenoisers(
   plan: ConversionPlan,
   method: FitMethod,
   common: PipelineCommon,
+  kernels: DenseKernels,
 ): Promise<Omit<FusedDenoisers, 'fused' | 'warnings'>> {
   const { seed, threads } = common;
   switch (method.kind) {
@@ -169,8 +176,11 @@ async function fitDenoisers(
         method.kind === 'closed-form'
           ? await collectStatistics(model, plan, method.images, common)
           : method.stats;
-      const { values, report } = fitClosedForm(plan, stats, { ridge: method.ridge });
-      return { original: model, plan, values, start: zeroDenoisers(values), fit: report };
+      const { values, report, spectra } = await fitClosedForm(plan, stats, {
+        ridge: method.ridge,
+        kernels,
+      });
+      return { original: model, plan, values, start: zeroDenoisers(values), fit: report, spectra };
     }
     case 'sgd': {
       const { data, batchSize, preprocess } = method.images;
@@ -234,10 +244,18 @@ export async function fitAndFuse(
   method: FitMethod,
   common: PipelineCommon,
 ): Promise<FusedDenoisers> {
-  const fitted = await fitDenoisers(model, plan, method, common);
-  common.onProgress?.({ stage: 'fuse', done: 0, total: 1 });
-  const fused = fuseModel(fitted.original, plan, fitted.values);
-  common.onProgress?.({ stage: 'fuse', done: 1, total: 1 });
+  // One set of compiled float64 kernels for the fit's and the fusion's linear algebra.
+  const kernels = new DenseKernels({ threads: common.threads });
+  let fitted: Omit<FusedDenoisers, 'fused' | 'warnings'>;
+  let fused: Model;
+  try {
+    fitted = await fitDenoisers(model, plan, method, common, kernels);
+    common.onProgress?.({ stage: 'fuse', done: 0, total: 1 });
+    fused = await fuseModelCompiled(fitted.original, plan, fitted.values, kernels);
+    common.onProgress?.({ stage: 'fuse', done: 1, total: 1 });
+  } finally {
+    await kernels.release();
+  }
   const warnings =
     method.kind === 'closed-form' || method.kind === 'closed-form-stats'
       ? closedFormWarnings(plan, fitted.fit as ClosedFormReport[])
@@ -324,6 +342,7 @@ export async function checkFusion(
     original: r.original,
     fused: r.fused,
     denoisers: r.values,
+    spectra: r.spectra,
     ...losses,
   });
   common.onProgress?.({ stage: 'diagnostics', done: 1, total: 1 });
