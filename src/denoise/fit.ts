@@ -53,11 +53,13 @@ export async function collectMoments(
   for await (const feeds of batches) {
     const out = await session.run(feeds, fetch);
     for (const p of plan.layers) {
-      const tmp = new MomentAccumulator(p.dim);
-      tmp.count = Number(out[`moments::shape::${p.layer.name}`]!.data[0]);
-      tmp.sum.set(out[`moments::sum::${p.layer.name}`]!.data as Float64Array);
-      tmp.gram.set(out[`moments::gram::${p.layer.name}`]!.data as Float64Array);
-      stats.get(p.layer.name)!.merge(tmp);
+      stats
+        .get(p.layer.name)!
+        .addSums(
+          Number(out[`moments::shape::${p.layer.name}`]!.data[0]),
+          out[`moments::sum::${p.layer.name}`]!.data as Float64Array,
+          out[`moments::gram::${p.layer.name}`]!.data as Float64Array,
+        );
     }
     const first = Object.values(feeds)[0];
     opts.onBatch?.(first ? first.dims[0]! : 0);
@@ -93,13 +95,14 @@ export interface ClosedFormFit {
  * The linear algebra runs compiled and multi-threaded ({@link fitDenoiserCompiled}).
  * @param plan - selected layers and their steps
  * @param stats - moments by layer name ({@link collectMoments})
- * @param opts - `ridge`; `kernels` to share (else made here with `threads` and released)
+ * @param opts - `ridge`; `kernels` to share (else made here with `threads` and released);
+ *   `consume`: delete each layer's entry from `stats` once it is fitted (saves memory)
  * @example const { values, spectra } = await fitClosedForm(plan, stats);
  */
 export async function fitClosedForm(
   plan: ConversionPlan,
   stats: Map<string, MomentAccumulator>,
-  opts: { ridge?: number; kernels?: DenseKernels; threads?: number } = {},
+  opts: { ridge?: number; kernels?: DenseKernels; threads?: number; consume?: boolean } = {},
 ): Promise<ClosedFormFit> {
   const values = new Map<string, Tensor>();
   const report: ClosedFormReport[] = [];
@@ -122,6 +125,8 @@ export async function fitClosedForm(
         ridge: opts.ridge,
         name: `layer '${p.layer.name}'`,
       });
+      // A 3,072-wide layer's statistics take 75 MB: let them go once used.
+      if (opts.consume) stats.delete(p.layer.name);
       values.set(p.names.weight, float32([p.dim, p.dim], Float32Array.from(fit.Wd)));
       if (p.names.bias) values.set(p.names.bias, float32([p.dim], Float32Array.from(fit.bd)));
       if (p.names.embed) values.set(p.names.embed, float32([p.dim], Float32Array.from(fit.e)));

@@ -179,6 +179,8 @@ async function fitDenoisers(
       const { values, report, spectra } = await fitClosedForm(plan, stats, {
         ridge: method.ridge,
         kernels,
+        // statistics computed here are the pipeline's own: free them layer by layer
+        consume: method.kind === 'closed-form',
       });
       return { original: model, plan, values, start: zeroDenoisers(values), fit: report, spectra };
     }
