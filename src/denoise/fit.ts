@@ -10,9 +10,11 @@ import { denoisedValueName, finishSurgery, surgeryBuilder } from './graph.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 
 /**
- * A copy of the model that also outputs, for each planned layer, the count, sum and Gram
- * matrix XᵀX of the features its denoiser sees (rows = positions: tokens or pixels),
- * computed by ONNX Runtime in float64.
+ * A copy of the model that also computes, for each planned layer, the count, sum and Gram
+ * matrix XᵀX of the features its denoiser sees (rows = positions: tokens or pixels) in
+ * float64, added to running totals fed as inputs: `moments::sum_in::<layer>` (dim) and
+ * `moments::gram_in::<layer>` (dim x dim) give `moments::sum::<layer>` and
+ * `moments::gram::<layer>`, so the totals never leave float64 nor need a second copy.
  */
 export function momentModel(model: Model, plan: ConversionPlan): Model {
   const b = surgeryBuilder(model);
@@ -24,16 +26,24 @@ export function momentModel(model: Model, plan: ConversionPlan): Model {
       x = b.transpose(x, [0, ...Array.from({ length: r - 2 }, (_, i) => i + 2), 1]);
     }
     const rows = b.op1('Cast', [b.reshape(x, [-1, p.dim])], { to: 11 });
-    b.output(b.reduceSum(rows, [0], false), `moments::sum::${p.layer.name}`);
-    // Gemm with transA reads the rows in place (no transposed float64 copy).
-    b.output(b.op1('Gemm', [rows, rows], { transA: 1 }), `moments::gram::${p.layer.name}`);
+    const sumIn = b.input(`moments::sum_in::${p.layer.name}`, 'float64', [p.dim]);
+    const gramIn = b.input(`moments::gram_in::${p.layer.name}`, 'float64', [p.dim, p.dim]);
+    b.output(b.add(b.reduceSum(rows, [0], false), sumIn), `moments::sum::${p.layer.name}`);
+    // Gemm with transA reads the rows in place (no transposed float64 copy); C adds the total.
+    b.output(
+      b.op1('Gemm', [rows, rows, gramIn], { transA: 1, beta: 1 }),
+      `moments::gram::${p.layer.name}`,
+    );
     b.output(b.op1('Shape', [rows]), `moments::shape::${p.layer.name}`);
   }
   return finishSurgery(model, b);
 }
 
 /**
- * One pass over the data: per-layer moments of the denoisers' inputs.
+ * One pass over the data: per-layer moments of the denoisers' inputs. The running totals
+ * stay in two sets of float64 buffers that ONNX Runtime reads and writes in turn (one is
+ * the input of a batch, the other its output), so memory holds twice the statistics,
+ * never more (a ViT-B's 50 layers: 2 x 1.1 GB).
  * @param model - the backbone
  * @param plan - selected layers
  * @param batches - graph feeds, one batch at a time
@@ -46,26 +56,52 @@ export async function collectMoments(
   opts: { session?: SessionOptions; onBatch?: (images: number) => void } = {},
 ): Promise<Map<string, MomentAccumulator>> {
   const session = await Session.create(momentModel(model, plan), opts.session);
-  const stats = new Map(plan.layers.map((p) => [p.layer.name, new MomentAccumulator(p.dim)]));
+  const f64 = (dims: number[]): Tensor => ({
+    dtype: 'float64',
+    dims,
+    data: new Float64Array(dims.reduce((a, d) => a * d, 1)),
+  });
+  const totals = plan.layers.map((p) => ({ sum: f64([p.dim]), gram: f64([p.dim, p.dim]) }));
+  let spare: { sum: Tensor; gram: Tensor }[] | null = null;
+  const counts = plan.layers.map(() => 0);
   const fetch = plan.layers.flatMap((p) =>
     ['sum', 'gram', 'shape'].map((k) => `moments::${k}::${p.layer.name}`),
   );
-  for await (const feeds of batches) {
-    const out = await session.run(feeds, fetch);
-    for (const p of plan.layers) {
-      stats
-        .get(p.layer.name)!
-        .addSums(
-          Number(out[`moments::shape::${p.layer.name}`]!.data[0]),
-          out[`moments::sum::${p.layer.name}`]!.data as Float64Array,
-          out[`moments::gram::${p.layer.name}`]!.data as Float64Array,
-        );
+  try {
+    let cur = totals;
+    for await (const feeds of batches) {
+      spare ??= plan.layers.map((p) => ({ sum: f64([p.dim]), gram: f64([p.dim, p.dim]) }));
+      const next = spare;
+      const inputs: Record<string, Tensor> = { ...feeds };
+      const into: Record<string, Tensor> = {};
+      plan.layers.forEach((p, i) => {
+        inputs[`moments::sum_in::${p.layer.name}`] = cur[i]!.sum;
+        inputs[`moments::gram_in::${p.layer.name}`] = cur[i]!.gram;
+        into[`moments::sum::${p.layer.name}`] = next[i]!.sum;
+        into[`moments::gram::${p.layer.name}`] = next[i]!.gram;
+      });
+      const out = await session.run(inputs, fetch, into);
+      plan.layers.forEach((p, i) => {
+        counts[i]! += Number(out[`moments::shape::${p.layer.name}`]!.data[0]);
+      });
+      spare = cur;
+      cur = next;
+      const first = Object.values(feeds)[0];
+      opts.onBatch?.(first ? first.dims[0]! : 0);
     }
-    const first = Object.values(feeds)[0];
-    opts.onBatch?.(first ? first.dims[0]! : 0);
+    return new Map(
+      plan.layers.map((p, i) => [
+        p.layer.name,
+        new MomentAccumulator(p.dim, {
+          count: counts[i]!,
+          sum: cur[i]!.sum.data as Float64Array,
+          gram: cur[i]!.gram.data as Float64Array,
+        }),
+      ]),
+    );
+  } finally {
+    await session.release();
   }
-  await session.release();
-  return stats;
 }
 
 export interface ClosedFormReport {

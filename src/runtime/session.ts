@@ -104,8 +104,14 @@ export class Session {
    * Runs the model.
    * @param feeds - one tensor per graph input, by name
    * @param fetches - output names to fetch (default: all graph outputs)
+   * @param into - tensors (of the outputs' exact dtype and shape) that ONNX Runtime writes
+   *   those outputs into, instead of allocating them: for large outputs reused across runs
    */
-  async run(feeds: Record<string, Tensor>, fetches?: string[]): Promise<Record<string, Tensor>> {
+  async run(
+    feeds: Record<string, Tensor>,
+    fetches?: string[],
+    into: Record<string, Tensor> = {},
+  ): Promise<Record<string, Tensor>> {
     checkFeeds(this.source, this.inputs, feeds);
     const names = fetches ?? this.outputs.map((o) => o.name);
     for (const n of names) {
@@ -118,13 +124,15 @@ export class Session {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
     let res: ort.InferenceSession.OnnxValueMapType;
+    const targets: Record<string, ort.Tensor | null> = {};
+    for (const n of names) targets[n] = into[n] ? toOrt(into[n]) : null;
     try {
-      res = await this.inner.run(ortFeeds, names);
+      res = await this.inner.run(ortFeeds, targets);
     } catch (err) {
       throw new ModelError(`${this.source}: onnxruntime failed: ${errText(err)}`, { cause: err });
     }
     const out: Record<string, Tensor> = {};
-    for (const n of names) out[n] = fromOrt(res[n] as ort.Tensor);
+    for (const n of names) out[n] = into[n] ?? fromOrt(res[n] as ort.Tensor);
     return out;
   }
 
