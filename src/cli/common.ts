@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { DataError, UsageError } from '../util/errors.js';
+import { checkRange, type Range, rangeOf } from '../util/ranges.js';
 
 /** Options every command accepts. */
 export interface CommonOptions {
@@ -13,42 +14,57 @@ export interface CommonOptions {
 export function withCommon(cmd: Command): Command {
   return cmd
     .option('--json', 'print one JSON object instead of text', false)
-    .option('--seed <n>', 'seed of every random draw', parseIntArg('--seed'), 0)
+    .option('--seed <n>', 'seed of every random draw', intArg('--seed'), 0)
     .addOption(
       new Option('--threads <n>', 'ONNX Runtime intra-op threads')
-        .argParser(parseIntArg('--threads', 1))
+        .argParser(intArg('--threads'))
         .default(availableParallelism(), 'every core'),
     );
 }
 
-/** A commander parser for integers with a lower bound, naming the flag on error. */
-export function parseIntArg(flag: string, min = 0) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min)
-      throw new InvalidArgumentError(`${flag} must be an integer >= ${min}, got '${v}'`);
-    return n;
-  };
+/** A commander parser that carries its range, so that --help can print it. */
+export type RangedParser<T> = ((v: string) => T) & { range: Range };
+
+/** The range a commander option's parser checks, if it is one of ours. */
+export function optionRange(option: Option): Range | undefined {
+  return (option.parseArg as Partial<RangedParser<unknown>> | undefined)?.range;
 }
 
-/** A commander parser for finite numbers, naming the flag on error. */
-export function parseFloatArg(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number, got '${v}'`);
-    return n;
-  };
+function ranged<T>(parse: (v: string) => T, range: Range): RangedParser<T> {
+  return Object.assign(parse, { range });
 }
 
-/** A commander parser for comma-separated numbers (`--mean 0.5,0.5,0.5`). */
-export function parseListArg(flag: string) {
-  return (v: string): number[] => {
-    const xs = v.split(',').map((s) => Number(s.trim()));
-    if (xs.length === 0 || xs.some((x) => !Number.isFinite(x))) {
-      throw new InvalidArgumentError(`${flag} must be comma-separated numbers, got '${v}'`);
-    }
-    return xs;
-  };
+/**
+ * A commander parser for a number in a range, throwing a UsageError (exit 1) that names the
+ * flag, its range and the value before any work is done. The range is the flag's entry in
+ * src/util/ranges.ts unless given; --help prints it.
+ * @example .option('--batch-size <n>', 'images per batch', intArg('--batch-size'), 32)
+ */
+export function floatArg(flag: string, range: Range = rangeOf(flag)): RangedParser<number> {
+  return ranged((v: string) => checkRange(flag, v, range), range);
+}
+
+/** {@link floatArg} for integer ranges (the range must say `int: true`). */
+export function intArg(flag: string, range: Range = rangeOf(flag)): RangedParser<number> {
+  if (!range.int) throw new Error(`${flag}: intArg needs an integer range`);
+  return floatArg(flag, range);
+}
+
+/**
+ * A commander parser for comma-separated numbers (`--mean 0.5,0.5,0.5`), each in the
+ * flag's range, with between 1 and `maxCount` of them.
+ */
+export function listArg(
+  flag: string,
+  maxCount: number,
+  range: Range = rangeOf(flag),
+): RangedParser<number[]> {
+  return ranged((v: string) => {
+    const parts = v.split(',');
+    if (parts.length > maxCount)
+      throw new UsageError(`${flag} takes at most ${maxCount} comma-separated values, got '${v}'`);
+    return parts.map((s) => checkRange(flag, s.trim(), range));
+  }, range);
 }
 
 /** Parses `i/n` shard notation. */

@@ -5,7 +5,8 @@ import { initDenoisers, planConversion } from '../denoise/plan.js';
 import type { TimestepMode } from '../denoise/schedule.js';
 import { labelFreeGraph } from '../denoise/train.js';
 import { writeModel } from '../onnx/serialize.js';
-import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
+import { UsageError } from '../util/errors.js';
+import { emit, floatArg, intArg, withCommon } from './common.js';
 import { loadModelArg } from '../models/load.js';
 import { checkOutputPaths, modelInput } from './paths.js';
 
@@ -20,14 +21,9 @@ export function convertCommand(program: Command): void {
       .option('--layers <filter>', 'layers: all, mlp, linear, conv, or globs', 'all')
       .option('--timesteps <mode>', 'paper (N..1) or public-code', 'paper')
       .option('--untie', 'also convert layers with tied weights (fused into copies)', false)
-      .option(
-        '--diffusion-steps <n>',
-        'T of the schedule',
-        parseIntArg('--diffusion-steps', 1),
-        1000,
-      )
-      .option('--beta-start <x>', 'first beta', parseFloatArg('--beta-start'), 1e-4)
-      .option('--beta-end <x>', 'last beta', parseFloatArg('--beta-end'), 2e-3)
+      .option('--diffusion-steps <n>', 'T of the schedule', intArg('--diffusion-steps'), 1000)
+      .option('--beta-start <x>', 'first beta', floatArg('--beta-start'), 1e-4)
+      .option('--beta-end <x>', 'last beta', floatArg('--beta-end'), 2e-3)
       .option(
         '--graph-out <file>',
         'also write the label-free training graph (forward + noise + losses) as ONNX',
@@ -48,6 +44,10 @@ export function convertCommand(program: Command): void {
         seed: number;
       },
     ) => {
+      if (o.betaStart >= o.betaEnd)
+        throw new UsageError(
+          `--beta-start ${o.betaStart} must be smaller than --beta-end ${o.betaEnd}`,
+        );
       const outputs = [{ flag: '--out', path: o.out }];
       if (o.graphOut !== undefined) outputs.push({ flag: '--graph-out', path: o.graphOut });
       checkOutputPaths(modelInput(arg), outputs);

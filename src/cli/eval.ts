@@ -9,7 +9,7 @@ import type { Model } from '../onnx/ir.js';
 import { readModel } from '../onnx/serialize.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { ParamStore } from '../models/params.js';
-import { emit, parseIntArg, withCommon } from './common.js';
+import { emit, intArg, withCommon } from './common.js';
 import { loadTrainTest } from './pretrain.js';
 
 /**
@@ -51,7 +51,7 @@ export function evalCommand(program: Command): void {
         'classification (acc@1/5) or retrieval (mAP, CMC; classes as identities, 20 queries per class)',
         'classification',
       )
-      .option('--batch-size <n>', 'images per run', parseIntArg('--batch-size', 1), 256),
+      .option('--batch-size <n>', 'images per run', intArg('--batch-size'), 256),
   ).action(async (arg: string, o: EvalOptions) => {
     if (o.task !== 'classification' && o.task !== 'retrieval')
       throw new UsageError(`--task must be classification or retrieval, got '${o.task}'`);

@@ -19,7 +19,7 @@ import { loadCheckpoint } from '../train/checkpoint.js';
 import { isZooRef, loadZooModel } from '../models/zoo.js';
 import { evalModelWith } from '../train/loop.js';
 import { ParamStore } from '../models/params.js';
-import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
+import { emit, floatArg, intArg, withCommon } from './common.js';
 import { loadTrainTest } from './pretrain.js';
 
 interface FinetuneOptions {
@@ -116,13 +116,13 @@ export function finetuneCommand(program: Command): void {
       .option(
         '--epochs <n>',
         'total epochs (phases alternate, denoisers first)',
-        parseIntArg('--epochs', 1),
+        intArg('--epochs'),
         20,
       )
       .option(
         '--phase-epochs <n>',
         "epochs per phase (the authors' CIFAR-10 setting: 10)",
-        parseIntArg('--phase-epochs', 1),
+        intArg('--phase-epochs'),
         10,
       )
       .option(
@@ -132,17 +132,17 @@ export function finetuneCommand(program: Command): void {
       .option(
         '--denoise-weight <x>',
         'weight of the denoising loss next to the task loss',
-        parseFloatArg('--denoise-weight'),
+        floatArg('--denoise-weight'),
         0.01,
       )
-      .option('--lr <x>', 'denoiser learning rate', parseFloatArg('--lr'), 1e-3)
+      .option('--lr <x>', 'denoiser learning rate', floatArg('--lr'), 1e-3)
       .option(
         '--backbone-lr <x>',
         'backbone learning rate in the backbone phases',
-        parseFloatArg('--backbone-lr'),
+        floatArg('--backbone-lr'),
         3e-4,
       )
-      .option('--batch-size <n>', 'batch size', parseIntArg('--batch-size', 1), 128)
+      .option('--batch-size <n>', 'batch size', intArg('--batch-size'), 128)
       .option('--layers <filter>', 'layers: all, mlp, linear, conv, or globs', 'all')
       .option('--timesteps <mode>', 'paper (N..1) or public-code', 'paper')
       .requiredOption('--out <dir>', 'output folder (fused.onnx, denoisers.safetensors)'),

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { fit, type FitOptions, type FitReport } from '../denoise/api/fit.js';
 import { describeCopy } from '../denoise/fuse.js';
 import type { ProgressEvent } from '../denoise/pipeline.js';
-import { emit, parseFloatArg, parseIntArg, parseListArg, withCommon } from './common.js';
+import { emit, floatArg, intArg, listArg, withCommon } from './common.js';
 import { collect } from './inputs.js';
 import { type Progress, startProgress } from './progress.js';
 
@@ -123,18 +123,18 @@ export function fitCommand(program: Command): void {
         '--data <src>',
         'Fashion-MNIST training images: embedded, fashion-mnist or an IDX folder',
       )
-      .option('--size <h,w>', 'input size (default: the model input size)', parseListArg('--size'))
+      .option('--size <h,w>', 'input size (default: the model input size)', listArg('--size', 2))
       .option(
         '--channels <n>',
         'image channels, 1 or 3 (default: from the model)',
-        parseIntArg('--channels', 1),
+        intArg('--channels'),
       )
       .option(
         '--mean <m>',
         'per-channel mean subtracted after scaling pixels to [0,1]',
-        parseListArg('--mean'),
+        listArg('--mean', 3),
       )
-      .option('--std <s>', 'per-channel std divided after the mean', parseListArg('--std'))
+      .option('--std <s>', 'per-channel std divided after the mean', listArg('--std', 3))
       .option('--layers <filter>', 'layers: all, mlp, linear, conv, or globs', 'all')
       .option('--timesteps <mode>', 'paper (N..1), public-code, or linear:<first>:<last>', 'paper')
       .option(
@@ -153,16 +153,11 @@ export function fitCommand(program: Command): void {
         "closed-form (default) or sgd (the paper's L1+MSE training)",
         'closed-form',
       )
-      .option('--epochs <n>', 'sgd mode: epochs', parseIntArg('--epochs', 1), 5)
-      .option('--batch-size <n>', 'images per batch', parseIntArg('--batch-size', 1), 32)
-      .option('--lr <x>', 'sgd mode: AdamW learning rate', parseFloatArg('--lr'), 1e-3)
+      .option('--epochs <n>', 'sgd mode: epochs', intArg('--epochs'), 5)
+      .option('--batch-size <n>', 'images per batch', intArg('--batch-size'), 32)
+      .option('--lr <x>', 'sgd mode: AdamW learning rate', floatArg('--lr'), 1e-3)
       .option('--denoisers-out <file>', 'also write the fitted denoisers (for fuse/verify)')
-      .option(
-        '--ridge <x>',
-        'closed form: extra ridge on the diagonal',
-        parseFloatArg('--ridge'),
-        0,
-      )
+      .option('--ridge <x>', 'closed form: extra ridge on the diagonal', floatArg('--ridge'), 0)
       .option(
         '--shard <i/n>',
         'closed form: use every n-th image from i and write statistics (--stats-out) instead of a model',
@@ -180,7 +175,7 @@ export function fitCommand(program: Command): void {
       .option(
         '--tolerance <x>',
         'verification tolerance (relative)',
-        parseFloatArg('--tolerance'),
+        floatArg('--tolerance'),
         1e-4,
       ),
   ).action(async (arg: string, o: FitFlags) => {

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, type Option } from 'commander';
 import { DenoiseRepError, exitCodeFor } from '../util/errors.js';
+import { rangeText } from '../util/ranges.js';
+import { optionRange } from './common.js';
 import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
@@ -44,11 +46,14 @@ export function oneLine(msg: string): string {
 /**
  * An option's help text: the description, then the default where it tells the user
  * something. Commander would also print `(default: false)` after every switch, and a
- * second default after descriptions that already state theirs ("every core").
+ * second default after descriptions that already state theirs ("every core"). A numeric
+ * option's accepted range comes first: `(integer in [1, 65536]; default: 32)`.
  */
 function optionDescription(option: Option): string {
   const extra: string[] = [];
   if (option.argChoices) extra.push(`one of ${option.argChoices.join(', ')}`);
+  const range = optionRange(option);
+  if (range) extra.push(rangeText(range));
   const v: unknown = option.defaultValue;
   if (v !== undefined && v !== false && !/\bdefault\b/.test(option.description)) {
     extra.push(

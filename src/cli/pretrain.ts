@@ -11,7 +11,7 @@ import { loadCheckpoint } from '../train/checkpoint.js';
 import { isZooRef, loadZooModel } from '../models/zoo.js';
 import { ParamStore } from '../models/params.js';
 import { type SupervisedConfig, trainSupervised } from '../train/loop.js';
-import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
+import { emit, floatArg, intArg, withCommon } from './common.js';
 import { type Progress, startProgress } from './progress.js';
 
 /**
@@ -103,10 +103,10 @@ function pretrainConfig(o: PretrainOptions): SupervisedConfig {
     throw new UsageError(`--optimizer must be adamw or sgd, got '${o.optimizer}'`);
   if (o.task !== 'classification' && o.task !== 'reid')
     throw new UsageError(`--task must be classification or reid, got '${o.task}'`);
-  if (!(o.randomErasing >= 0 && o.randomErasing <= 1))
-    throw new UsageError(`--random-erasing must be in [0, 1], got ${o.randomErasing}`);
-  if (o.clipNorm !== undefined && !(o.clipNorm > 0))
-    throw new UsageError(`--clip-norm must be > 0, got ${o.clipNorm}`);
+  // Each flag's own range is checked as it is parsed (src/util/ranges.ts); these relate two.
+  if (o.warmupEpochs > o.epochs)
+    throw new UsageError(`--warmup-epochs ${o.warmupEpochs} exceeds --epochs ${o.epochs}`);
+  if (o.minLr > o.lr) throw new UsageError(`--min-lr ${o.minLr} exceeds --lr ${o.lr}`);
   return {
     epochs: o.epochs,
     batchSize: o.batchSize,
@@ -174,27 +174,27 @@ export function pretrainCommand(program: Command): void {
         'embedded (committed subset), fashion-mnist (/usr/share/datasets/fashion-mnist) or an IDX folder',
         'embedded',
       )
-      .option('--epochs <n>', 'epochs', parseIntArg('--epochs', 1), 10)
-      .option('--batch-size <n>', 'batch size', parseIntArg('--batch-size', 1), 128)
-      .option('--lr <x>', 'peak learning rate', parseFloatArg('--lr'), 3e-3)
-      .option('--min-lr <x>', 'final learning rate', parseFloatArg('--min-lr'), 1e-5)
+      .option('--epochs <n>', 'epochs', intArg('--epochs'), 10)
+      .option('--batch-size <n>', 'batch size', intArg('--batch-size'), 128)
+      .option('--lr <x>', 'peak learning rate', floatArg('--lr'), 3e-3)
+      .option('--min-lr <x>', 'final learning rate', floatArg('--min-lr'), 1e-5)
       .option(
         '--weight-decay <x>',
         'weight decay (not on biases, norms, tokens)',
-        parseFloatArg('--weight-decay'),
+        floatArg('--weight-decay'),
         0.05,
       )
       .option('--optimizer <name>', 'adamw or sgd', 'adamw')
-      .option('--label-smoothing <x>', 'label smoothing', parseFloatArg('--label-smoothing'), 0.1)
-      .option('--warmup-epochs <x>', 'linear warm-up', parseFloatArg('--warmup-epochs'), 0.5)
+      .option('--label-smoothing <x>', 'label smoothing', floatArg('--label-smoothing'), 0.1)
+      .option('--warmup-epochs <x>', 'linear warm-up', floatArg('--warmup-epochs'), 0.5)
       .option('--augment', 'random crop (pad 2) and horizontal flip', false)
       .option(
         '--random-erasing <p>',
         'random erasing probability (0: off)',
-        parseFloatArg('--random-erasing'),
+        floatArg('--random-erasing'),
         0,
       )
-      .option('--clip-norm <x>', 'clip the global gradient norm', parseFloatArg('--clip-norm'))
+      .option('--clip-norm <x>', 'clip the global gradient norm', floatArg('--clip-norm'))
       .option(
         '--task <task>',
         'classification (cross-entropy) or reid (ID cross-entropy + batch-hard triplet on PK batches)',
@@ -203,13 +203,13 @@ export function pretrainCommand(program: Command): void {
       .option(
         '--triplet-weight <x>',
         'weight of the triplet loss (reid)',
-        parseFloatArg('--triplet-weight'),
+        floatArg('--triplet-weight'),
         1,
       )
       .option(
         '--eval-every <n>',
         'evaluate every N epochs (and at the end)',
-        parseIntArg('--eval-every', 0),
+        intArg('--eval-every'),
         1,
       )
       .requiredOption('--out <dir>', 'output folder')
@@ -226,7 +226,7 @@ export function pretrainCommand(program: Command): void {
       .option(
         '--checkpoint-every <n>',
         'also checkpoint every N steps inside an epoch (0: at epoch ends only)',
-        parseIntArg('--checkpoint-every', 0),
+        intArg('--checkpoint-every'),
         0,
       )
       .option(

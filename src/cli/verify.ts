@@ -3,7 +3,7 @@ import { verify } from '../denoise/api/verify.js';
 import type { VerifyReport } from '../denoise/verify.js';
 import { modelSource } from '../models/load.js';
 import { DataError } from '../util/errors.js';
-import { emit, parseFloatArg, parseIntArg, parseListArg, withCommon } from './common.js';
+import { emit, floatArg, intArg, listArg, withCommon } from './common.js';
 
 /** The flags as commander parses them. */
 interface VerifyFlags {
@@ -51,22 +51,17 @@ export function verifyCommand(program: Command): void {
       .requiredOption('--denoisers <file>', 'the denoisers it was fused from')
       .option('--images <dir>', 'real inputs: a folder of images')
       .option('--data <src>', 'real inputs: embedded, fashion-mnist or an IDX folder (test split)')
-      .option('--size <h,w>', 'input size (default: the model input size)', parseListArg('--size'))
-      .option('--channels <n>', 'image channels', parseIntArg('--channels', 1))
-      .option('--mean <m>', 'per-channel mean', parseListArg('--mean'))
-      .option('--std <s>', 'per-channel std', parseListArg('--std'))
+      .option('--size <h,w>', 'input size (default: the model input size)', listArg('--size', 2))
+      .option('--channels <n>', 'image channels', intArg('--channels'))
+      .option('--mean <m>', 'per-channel mean', listArg('--mean', 3))
+      .option('--std <s>', 'per-channel std', listArg('--std', 3))
       .option('--skip-corrupt', 'skip images that fail to decode', false)
-      .option('--batch <n>', 'images compared', parseIntArg('--batch', 1), 64)
-      .option(
-        '--tolerance <x>',
-        'largest accepted relative error',
-        parseFloatArg('--tolerance'),
-        1e-4,
-      )
+      .option('--batch <n>', 'images compared', intArg('--batch'), 64)
+      .option('--tolerance <x>', 'largest accepted relative error', floatArg('--tolerance'), 1e-4)
       .option(
         '--runs <n>',
         'timed runs per model at batch 64 (batch 1: 10x as many)',
-        parseIntArg('--runs', 1),
+        intArg('--runs'),
         100,
       ),
   ).action(async (arg: string, o: VerifyFlags) => {

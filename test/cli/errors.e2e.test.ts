@@ -109,7 +109,11 @@ describe('every command: a bad flag is one line and exit code 1', () => {
     const results = await runAll(cases);
     for (let i = 0; i < results.length; i += 2) {
       assertOneLine(results[i]!, EXIT.usage, /unknown option '--frobnicate'/);
-      assertOneLine(results[i + 1]!, EXIT.usage, /--seed must be an integer >= 0, got 'minus-one'/);
+      assertOneLine(
+        results[i + 1]!,
+        EXIT.usage,
+        /--seed must be an integer in \[0, 2\^53-1\], got 'minus-one'/,
+      );
     }
   });
 
@@ -243,7 +247,10 @@ describe('help', () => {
         assert.ok((line.match(/default/g) ?? []).length <= 1, `${r.args.join(' ')}: ${line}`);
     }
     const fit = results[1 + commands.indexOf('fit')]!.out.replace(/\n {20,}/g, ' ');
-    assert.match(fit, /--threads <n> +ONNX Runtime intra-op threads \(default: every core\)\n/);
+    assert.match(
+      fit,
+      /--threads <n> +ONNX Runtime intra-op threads \(integer in \[1, \d+\]; default: every core\)\n/,
+    );
     assert.match(
       fit,
       /--layers <filter> +layers: all, mlp, linear, conv, or globs \(default: all\)/,

@@ -178,7 +178,14 @@ describe('one-call API', () => {
   test('bad options are UsageErrors naming the flag, raised before any work', async () => {
     const base: FitOptions = { images, out: at('bad.onnx'), threads: 1 };
     const cases: [Partial<FitOptions> & Record<string, unknown>, RegExp][] = [
-      [{ batchSize: 0 }, /^--batch-size must be an integer >= 1, got '0'$/],
+      [{ batchSize: 0 }, /^--batch-size must be an integer in \[1, 65536\], got '0'$/],
+      // The command line's ranges (src/util/ranges.ts) hold for the one-call function too.
+      [{ epochs: 1e12 }, /^--epochs must be an integer in \[1, 10000\], got '1000000000000'$/],
+      [{ seed: 1e30 }, /^--seed must be an integer in \[0, 2\^53-1\]/],
+      [{ threads: 100_000 }, /^--threads must be an integer in \[1, \d+\], got '100000'$/],
+      [{ tolerance: 0 }, /^--tolerance must be a number in \(0, 1\]/],
+      [{ std: [1, 0, 1] }, /^--std must be a number in \(0, 1000\], got '0'$/],
+      [{ size: [28, 28, 28] }, /^--size takes 1 to 2 numbers/],
       [{ mode: 'fast' as FitOptions['mode'] }, /^--mode must be closed-form or sgd/],
       [{ out: undefined }, /^--out <file> is required$/],
       [{ shard: '2/2', statsOut: at('s.bin') }, /^--shard 2\/2: need 0 <= i < n$/],

@@ -29,8 +29,7 @@ import type { SkippedLayer } from '../select.js';
 import type { EpochRecord } from '../train.js';
 import type { VerifyReport } from '../verify.js';
 import {
-  checkInt,
-  checkNumber,
+  checkRanged,
   checkString,
   type CommonOptions,
   commonSettings,
@@ -192,13 +191,12 @@ function fitSettings(o: FitOptions): FitSettings {
     throw new UsageError(`--mode must be closed-form or sgd, got '${String(mode)}'`);
   for (const k of ['out', 'statsOut', 'report', 'denoisersOut', 'layers'] as const)
     checkString(k, o[k]);
-  checkInt('epochs', o.epochs, 1);
-  checkInt('batchSize', o.batchSize, 1);
-  for (const k of ['lr', 'ridge', 'tolerance', 'noiseScale'] as const) checkNumber(k, o[k]);
+  for (const k of ['epochs', 'batchSize', 'lr', 'ridge', 'tolerance', 'noiseScale'] as const)
+    checkRanged(k, o[k]);
+  imageSettings(o); // checked here too, so that a bad --size or --std fails before any work
   checkString('timesteps', o.timesteps);
   const timesteps = parseTimestepMode(o.timesteps ?? 'paper');
   const noiseScale = o.noiseScale ?? 1;
-  if (!(noiseScale > 0)) throw new UsageError(`--noise-scale must be > 0, got ${noiseScale}`);
   const shard = o.shard === undefined ? undefined : parseShard(o.shard);
   if (shard && !o.statsOut) throw new UsageError('--shard needs --stats-out <file>');
   if (shard && (mode !== 'closed-form' || o.fromStats !== undefined))

@@ -3,6 +3,7 @@
 // naming the flag, as the command line names it.
 import type { ImageInputOptions } from '../../data/model-inputs.js';
 import { UsageError } from '../../util/errors.js';
+import { checkRange } from '../../util/ranges.js';
 import type { ProgressEvent } from '../pipeline.js';
 
 /** Options every one-call function takes. */
@@ -38,18 +39,12 @@ export function flagOf(option: string): string {
   return `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
-/** An integer option at least `min` (or absent), else a UsageError naming its flag. */
-export function checkInt(option: string, v: unknown, min: number): void {
-  if (v === undefined) return;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
-    throw new UsageError(`${flagOf(option)} must be an integer >= ${min}, got '${String(v)}'`);
-}
-
-/** A finite number option (or absent), else a UsageError naming its flag. */
-export function checkNumber(option: string, v: unknown): void {
-  if (v === undefined) return;
-  if (typeof v !== 'number' || !Number.isFinite(v))
-    throw new UsageError(`${flagOf(option)} must be a number, got '${String(v)}'`);
+/**
+ * A numeric option in its flag's range (src/util/ranges.ts, the table the command line
+ * uses too), or absent; else a UsageError naming the flag, the range and the value.
+ */
+export function checkRanged(option: string, v: unknown): void {
+  if (v !== undefined) checkRange(flagOf(option), v === null ? 'null' : v);
 }
 
 /** A string option (or absent), else a UsageError naming its flag. */
@@ -58,19 +53,23 @@ export function checkString(option: string, v: unknown): void {
     throw new UsageError(`${flagOf(option)} must be a string, got '${String(v)}'`);
 }
 
-/** A list of finite numbers (one number counts as a list of one) or absent. */
-function numberList(option: string, v: unknown): number[] | undefined {
+/**
+ * A list of 1 to `maxCount` numbers, each in the flag's range (one number counts as a list
+ * of one), or absent.
+ */
+function numberList(option: string, v: unknown, maxCount: number): number[] | undefined {
   if (v === undefined) return undefined;
   const xs = Array.isArray(v) ? (v as unknown[]) : [v];
-  if (xs.length === 0 || xs.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
-    throw new UsageError(`${flagOf(option)} must be numbers, got '${String(v)}'`);
+  if (xs.length === 0 || xs.length > maxCount)
+    throw new UsageError(`${flagOf(option)} takes 1 to ${maxCount} numbers, got '${String(v)}'`);
+  for (const x of xs) checkRange(flagOf(option), typeof x === 'number' ? x : String(x));
   return xs as number[];
 }
 
 /** Checks the common options; returns seed and threads. */
 export function commonSettings(o: CommonOptions): { seed: number; threads?: number } {
-  checkInt('seed', o.seed, 0);
-  checkInt('threads', o.threads, 1);
+  checkRanged('seed', o.seed);
+  checkRanged('threads', o.threads);
   return { seed: o.seed ?? 0, threads: o.threads };
 }
 
@@ -81,14 +80,14 @@ export function imageSettings(o: ImageOptions): ImageInputOptions {
     if (typeof f !== 'string' || f === '')
       throw new UsageError(`--images must name folders, got '${String(f)}'`);
   checkString('data', o.data);
-  checkInt('channels', o.channels, 1);
+  checkRanged('channels', o.channels);
   return {
     images: o.images === undefined ? undefined : images,
     data: o.data,
-    size: numberList('size', o.size),
+    size: numberList('size', o.size, 2),
     channels: o.channels,
-    mean: numberList('mean', o.mean),
-    std: numberList('std', o.std),
+    mean: numberList('mean', o.mean, 3),
+    std: numberList('std', o.std, 3),
     skipCorrupt: o.skipCorrupt ?? false,
   };
 }

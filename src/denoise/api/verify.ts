@@ -15,8 +15,7 @@ import { parseTimestepMode, type TimestepFlag } from '../schedule.js';
 import type { SkippedLayer } from '../select.js';
 import { type VerifyReport, verifyFusion } from '../verify.js';
 import {
-  checkInt,
-  checkNumber,
+  checkRanged,
   checkString,
   type CommonOptions,
   commonSettings,
@@ -57,9 +56,7 @@ export async function verify(model: string, options: VerifyModelOptions): Promis
     checkString(k, o[k]);
     if (!o[k]) throw new UsageError(`--${k} <file> is required`);
   }
-  checkInt('batch', o.batch, 1);
-  checkInt('runs', o.runs, 1);
-  checkNumber('tolerance', o.tolerance);
+  for (const k of ['batch', 'runs', 'tolerance'] as const) checkRanged(k, o[k]);
   const images = imageSettings(o);
   const { model: original, source } = await loadModelArg(model, seed);
   const fused = await readModel(o.fused);
