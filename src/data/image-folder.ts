@@ -8,9 +8,9 @@
  * converted to 1 (grey) or 3 (sRGB) channels with any alpha channel dropped, and stored as
  * CHW floats in [0, 1]. Decoding runs a few files at a time.
  */
-import { existsSync, statSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { existsSync, type Stats, statSync } from 'node:fs';
+import { readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { extname, join, sep } from 'node:path';
 import sharp from 'sharp';
 import { DataError, UsageError } from '../util/errors.js';
 import { type ImageDataset, UNLABELED } from './dataset.js';
@@ -182,24 +182,57 @@ export async function decodeImages(
 }
 
 /**
+ * Where a symbolic link leads, followed once to its final target (a chain of links is
+ * followed by the kernel, a cycle ends in ELOOP). A link to nothing, or a cycle, is a
+ * DataError naming the link: it was put there to be read, and skipping it in silence
+ * would shrink the data set unnoticed.
+ */
+async function followLink(path: string): Promise<Stats> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw new DataError(`${path}: symbolic link to a missing file (${await readlink(path)})`, {
+        cause: err,
+      });
+    if (code === 'ELOOP')
+      throw new DataError(`${path}: symbolic link loop (it never reaches a file)`, { cause: err });
+    throw err;
+  }
+}
+
+/**
  * The image files (by extension, see {@link IMAGE_EXTENSIONS}) directly inside `dir`,
- * sorted by name; hidden files are ignored.
+ * sorted by name; hidden files are ignored. Symbolic links are followed once, to their
+ * final target: a link to an image file counts as that image (listed under the link's
+ * name), a link to a folder is ignored like a real sub-folder (the listing is flat, so it
+ * cannot loop), and a dangling or cyclic link with an image extension is a DataError
+ * naming it. An image reached twice (itself and a link to it, or two links) is listed once,
+ * under its first name: files are told apart by real path.
  * @param dir - the folder; a DataError names it when it is missing or not a folder.
  * @example
  * const files = await listImageFiles('unlabeled/'); // ['unlabeled/a.png', 'unlabeled/b.jpg']
  */
 export async function listImageFiles(dir: string): Promise<string[]> {
   checkDir(dir, 'image folder');
-  const names = (await readdir(dir, { withFileTypes: true }))
-    .filter(
-      (e) =>
-        e.isFile() &&
-        !e.name.startsWith('.') &&
-        IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase()),
-    )
-    .map((e) => e.name)
-    .sort();
-  return names.map((n) => join(dir, n));
+  const realDir = await realpath(dir);
+  const entries = (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => !e.name.startsWith('.') && IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase()))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const seen = new Set<string>();
+  const files: string[] = [];
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    let real: string;
+    if (e.isFile()) real = join(realDir, e.name);
+    else if (e.isSymbolicLink() && (await followLink(path)).isFile()) real = await realpath(path);
+    else continue;
+    if (seen.has(real)) continue;
+    seen.add(real);
+    files.push(path);
+  }
+  return files;
 }
 
 /** Throws a DataError naming `dir` when it does not exist or is not a folder. */
@@ -259,9 +292,33 @@ export async function loadImageDir(dir: string, opts: ImageLoadOptions): Promise
 }
 
 /**
+ * The class sub-folders of an ImageFolder root, sorted by name; hidden ones are ignored. A
+ * symbolic link to a folder is a class like a real sub-folder; one that leads back to the
+ * root or above it (where the classes would contain themselves) or nowhere is a DataError.
+ */
+async function classFolders(root: string): Promise<string[]> {
+  const realRoot = await realpath(root);
+  const names: string[] = [];
+  for (const e of await readdir(root, { withFileTypes: true })) {
+    if (e.name.startsWith('.')) continue;
+    if (e.isDirectory()) names.push(e.name);
+    else if (e.isSymbolicLink()) {
+      const path = join(root, e.name);
+      if (!(await followLink(path)).isDirectory()) continue;
+      const real = await realpath(path);
+      if (realRoot === real || realRoot.startsWith(real.endsWith(sep) ? real : real + sep))
+        throw new DataError(`${path}: symbolic link loops back to ${real}, which holds ${root}`);
+      names.push(e.name);
+    }
+  }
+  return names.sort();
+}
+
+/**
  * Loads an ImageFolder: each sub-folder of `root` is a class, classes are the sub-folder
  * names sorted, labels their indices; images are the files directly inside each class folder,
- * sorted by name. A class folder without images is an error (as in torchvision).
+ * sorted by name. A class folder without images is an error (as in torchvision). Symbolic
+ * links to class folders and to images are followed (see {@link listImageFiles}).
  * @param root - the data set folder.
  * @param opts - decode options.
  * @example
@@ -273,10 +330,7 @@ export async function loadImageFolder(
   opts: ImageLoadOptions,
 ): Promise<ImageLoadResult> {
   checkDir(root, 'ImageFolder root');
-  const classNames = (await readdir(root, { withFileTypes: true }))
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
-    .map((e) => e.name)
-    .sort();
+  const classNames = await classFolders(root);
   if (classNames.length === 0) throw new DataError(`${root}: ImageFolder has no class sub-folders`);
   const files: string[] = [];
   const fileLabels: number[] = [];

@@ -218,3 +218,84 @@ describe('flat folders of unlabeled images', () => {
     );
   });
 });
+
+describe('symbolic links are followed, once', () => {
+  const root = path.join(tmp, 'links');
+  const real = path.join(root, 'real');
+  const colours = [[200, 10, 10], [10, 200, 10], [10, 10, 200]];
+  const opts = { size: [4, 4] as [number, number], channels: 3 as const };
+
+  before(async () => {
+    await Promise.all(colours.map((c, i) => solid(path.join(real, `img${i}.png`), 5, 5, c)));
+    // A folder of links alone: relative and absolute links, one a link to a link.
+    const linked = path.join(root, 'linked');
+    fs.mkdirSync(linked, { recursive: true });
+    fs.symlinkSync(path.join('..', 'real', 'img0.png'), path.join(linked, 'a.png'));
+    fs.symlinkSync(path.join(real, 'img1.png'), path.join(linked, 'b.png'));
+    fs.symlinkSync('b.png', path.join(linked, 'c-via-b.png'));
+    fs.symlinkSync(path.join(real, 'img2.png'), path.join(linked, 'd.png'));
+    // A link to a folder inside a flat folder is a sub-folder: not listed, never entered.
+    fs.symlinkSync('..', path.join(linked, 'up.png'));
+  });
+
+  test('a folder of links to images reads the same pixels as the images; each image once', async () => {
+    const files = await listImageFiles(path.join(root, 'linked'));
+    // c-via-b.png reaches img1.png again: listed once, under its first name.
+    assert.deepEqual(
+      files.map((f) => path.basename(f)),
+      ['a.png', 'b.png', 'd.png'],
+    );
+    const viaLinks = await loadImageDir(path.join(root, 'linked'), opts);
+    const direct = await loadImageDir(real, opts);
+    assert.equal(viaLinks.dataset.size, 3);
+    assert.deepEqual(viaLinks.dataset.images, direct.dataset.images);
+    // The images differ (each its own colour), so equal blocks mean equal order too.
+    assert.notDeepEqual(direct.dataset.images.slice(0, 48), direct.dataset.images.slice(48, 96));
+  });
+
+  test('a class folder may be a link; a link back to the root is refused, not followed', async () => {
+    const ds = path.join(root, 'folder');
+    fs.mkdirSync(path.join(ds, 'b-real'), { recursive: true });
+    fs.copyFileSync(path.join(real, 'img2.png'), path.join(ds, 'b-real', 'x.png'));
+    fs.symlinkSync(real, path.join(ds, 'a-linked'));
+    const { dataset } = await loadImageFolder(ds, opts);
+    assert.deepEqual(dataset.classNames, ['a-linked', 'b-real']);
+    assert.deepEqual(Array.from(dataset.labels), [0, 0, 0, 1]);
+    fs.symlinkSync('.', path.join(ds, 'c-self'));
+    await assert.rejects(
+      loadImageFolder(ds, opts),
+      (e: unknown) =>
+        e instanceof DataError && /c-self: symbolic link loops back to /.test(e.message),
+    );
+    fs.unlinkSync(path.join(ds, 'c-self'));
+    fs.symlinkSync(root, path.join(ds, 'c-up'));
+    await assert.rejects(loadImageFolder(ds, opts), /c-up: symbolic link loops back/);
+  });
+
+  test('a dangling link or a link cycle with an image name is a DataError naming it', async () => {
+    const dangling = path.join(root, 'dangling');
+    fs.mkdirSync(dangling);
+    fs.copyFileSync(path.join(real, 'img0.png'), path.join(dangling, 'ok.png'));
+    fs.symlinkSync('gone.png', path.join(dangling, 'z.png'));
+    await assert.rejects(
+      loadImageDir(dangling, opts),
+      (e: unknown) =>
+        e instanceof DataError &&
+        e.message === `${path.join(dangling, 'z.png')}: symbolic link to a missing file (gone.png)`,
+    );
+    const cycle = path.join(root, 'cycle');
+    fs.mkdirSync(cycle);
+    fs.symlinkSync('q.png', path.join(cycle, 'p.png'));
+    fs.symlinkSync('p.png', path.join(cycle, 'q.png'));
+    await assert.rejects(
+      listImageFiles(cycle),
+      (e: unknown) => e instanceof DataError && /p\.png: symbolic link loop/.test(e.message),
+    );
+    // A dangling link without an image name is not an image: ignored like any other file.
+    const other = path.join(root, 'other');
+    fs.mkdirSync(other);
+    fs.copyFileSync(path.join(real, 'img0.png'), path.join(other, 'ok.png'));
+    fs.symlinkSync('gone.txt', path.join(other, 'notes.txt'));
+    assert.deepEqual(await listImageFiles(other), [path.join(other, 'ok.png')]);
+  });
+});
