@@ -75,7 +75,14 @@ export async function loadFashionMnist(
   if (!existsSync(dir)) throw new DataError(`${dir}: Fashion-MNIST folder does not exist`);
   const imagesFile = findIdx(dir, `${stem(split)}-images-idx3-ubyte`);
   const labelsFile = findIdx(dir, `${stem(split)}-labels-idx1-ubyte`);
-  const [img, lab] = await Promise.all([readIdx(imagesFile), readIdx(labelsFile)]);
+  // Both read at once, but when both fail the images file is named, whichever failed first:
+  // the same bad folder gives the same message every time.
+  const [img, lab] = (
+    await Promise.allSettled([readIdx(imagesFile), readIdx(labelsFile)])
+  ).map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  }) as [Awaited<ReturnType<typeof readIdx>>, Awaited<ReturnType<typeof readIdx>>];
   return idxToDataset(
     img,
     lab,
