@@ -29,7 +29,9 @@ export const MAX_THREADS = availableParallelism() * 4;
 
 const EPOCHS: Range = { int: true, min: 1, max: 10_000 };
 const BATCH: Range = { int: true, min: 1, max: 65_536 };
-const LR: Range = { minExclusive: 0, max: 10 };
+// Learning rates: any positive size, up to one that can only diverge (and is still
+// accepted, so that the non-finite-loss stop can be exercised with `--lr 1e6`).
+const LR: Range = { minExclusive: 0, max: 1e6 };
 const PROBABILITY: Range = { min: 0, max: 1 };
 const WEIGHT: Range = { min: 0, max: 1000 };
 const SIDE: Range = { int: true, min: 1, max: 16_384 };
