@@ -140,7 +140,7 @@ export function fitCommand(program: Command): void {
       .option(
         '--noise-scale <k>',
         "multiple of the paper's betas: the noise level the denoisers remove",
-        parseFloatArg('--noise-scale'),
+        floatArg('--noise-scale'),
         1,
       )
       .option(

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { inspect, type InspectOptions } from '../denoise/api/verify.js';
-import { emit, parseFloatArg, withCommon } from './common.js';
+import { emit, floatArg, withCommon } from './common.js';
 
 /** `denoiserep inspect`: the layers DenoiseRep would convert, their shapes, timesteps and FLOPs. */
 export function inspectCommand(program: Command): void {
@@ -24,7 +24,7 @@ export function inspectCommand(program: Command): void {
       .option(
         '--noise-scale <k>',
         "multiple of the paper's betas (shown in each layer's c1)",
-        parseFloatArg('--noise-scale'),
+        floatArg('--noise-scale'),
         1,
       )
       .option('--untie', 'also select layers with tied weights (each gets its own copy)', false),

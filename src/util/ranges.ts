@@ -34,6 +34,8 @@ const BATCH: Range = { int: true, min: 1, max: 65_536 };
 const LR: Range = { minExclusive: 0, max: 1e6 };
 const PROBABILITY: Range = { min: 0, max: 1 };
 const WEIGHT: Range = { min: 0, max: 1000 };
+/** A number of images; 0 means all of them. */
+const IMAGES: Range = { int: true, min: 0, max: 100_000_000 };
 const SIDE: Range = { int: true, min: 1, max: 16_384 };
 
 /**
@@ -76,8 +78,15 @@ export const RANGES = {
   '--tolerance': { minExclusive: 0, max: 1 },
   '--batch': BATCH,
   '--runs': { int: true, min: 1, max: 100_000 },
-  // The demo.
-  '--seeds': { int: true, min: 1, max: 10 },
+  // The demo and the study.
+  '--seeds': { int: true, min: 1, max: 20 },
+  '--severities': { int: true, min: 1, max: 5 },
+  '--noise-scales': { minExclusive: 0, max: 10_000 },
+  '--train-images': IMAGES,
+  '--moment-images': IMAGES,
+  '--test-images': IMAGES,
+  '--corrupted-images': { int: true, min: 1, max: IMAGES.max },
+  '--queries-per-class': { int: true, min: 1, max: 100_000 },
 } as const satisfies Record<string, Range>;
 
 /** A flag with a range in {@link RANGES}. */

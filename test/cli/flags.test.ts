@@ -32,6 +32,7 @@ const valid: Record<string, string[]> = {
   fuse: ['m.onnx', '--denoisers', 'd.safetensors', '--out', 'f.onnx'],
   verify: ['m.onnx', '--fused', 'f.onnx', '--denoisers', 'd.safetensors'],
   'export-weights': ['m.onnx', '--out', 'w.safetensors'],
+  study: ['--quick'],
 };
 
 interface Parsed {

@@ -123,7 +123,7 @@ export async function inspect(model: string, options: InspectOptions = {}): Prom
   const { seed } = commonSettings(options);
   checkString('layers', options.layers);
   checkString('timesteps', options.timesteps);
-  checkNumber('noiseScale', options.noiseScale);
+  checkRanged('noiseScale', options.noiseScale);
   const timesteps = parseTimestepMode(options.timesteps ?? 'paper');
   const { model: m, source } = await loadModelArg(model, seed);
   const plan = planConversion(m.graph, {
