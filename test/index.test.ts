@@ -35,7 +35,7 @@ describe('public API', () => {
     const stats = await api.collectMoments(model, plan, [{ input: api.float32([n, 6], data) }], {
       session: { threads: 1 },
     });
-    const { values } = api.fitClosedForm(plan, stats);
+    const { values } = await api.fitClosedForm(plan, stats, { threads: 1 });
     const fused = api.fuseModel(model, plan, values);
     const report = await api.verifyFusion({
       original: model,

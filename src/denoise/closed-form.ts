@@ -20,6 +20,11 @@ import {
   symmetricEigenQl,
   symmetriseInPlace,
 } from './linalg.js';
+import {
+  type DenseKernels,
+  spdInverseCompiled,
+  symmetricEigenvaluesCompiled,
+} from './linalg-compiled.js';
 import type { StepCoefficients } from './schedule.js';
 
 const MAGIC = 'DRMOMENT';
@@ -214,6 +219,96 @@ export function fitDenoiser(
   coeffs: NoiseScales,
   opts: { ridge?: number; name?: string } = {},
 ): FittedDenoiser {
+  const sys = denoiserSystem(stats, coeffs, opts);
+  const { a, d, minPivot, maxDiag } = sys;
+  let jitter = 0;
+  let f = cholesky(a, d, { minPivot });
+  while (!f.ok) {
+    jitter = nextJitter(jitter, maxDiag, sys.name, f);
+    f = cholesky(withJitter(a, d, jitter), d, { minPivot });
+  }
+  const wd = choleskySolve(f.l, identity(d), d, d);
+  return finishDenoiser(sys, wd, jitter);
+}
+
+/** A closed-form denoiser with the eigenvalues that give its fused map's spectrum. */
+export interface SpectralDenoiser extends FittedDenoiser {
+  /**
+   * Eigenvalues of the covariance S the fit used (ascending): Wd has the eigenvalues
+   * s2 / (s1² λ + s2² + ridge + jitter), with the same eigenvectors as S.
+   */
+  covarianceEigenvalues: Float64Array;
+}
+
+/**
+ * {@link fitDenoiser} with its linear algebra compiled (ONNX Runtime float64 Gemm, see
+ * ./linalg-compiled.ts), plus the eigenvalues of the covariance: the denoiser and the
+ * spectrum of its fused map from one pass over the statistics. Same result as
+ * fitDenoiser up to rounding (the same factorisation, blocked), the same jitter rule.
+ * @param stats - moments of the layer's clean inputs
+ * @param coeffs - s1, s2
+ * @param kernels - the compiled kernels
+ * @param opts - `ridge`, `name` for messages
+ * @example const fit = await fitDenoiserCompiled(acc, coefficients(schedule, t), kernels);
+ */
+export async function fitDenoiserCompiled(
+  stats: MomentAccumulator,
+  coeffs: NoiseScales,
+  kernels: DenseKernels,
+  opts: { ridge?: number; name?: string } = {},
+): Promise<SpectralDenoiser> {
+  const sys = denoiserSystem(stats, coeffs, opts);
+  const { a, d, minPivot, maxDiag } = sys;
+  let jitter = 0;
+  let f = await spdInverseCompiled(a, d, kernels, { minPivot });
+  while (!f.ok) {
+    jitter = nextJitter(jitter, maxDiag, sys.name, f);
+    f = await spdInverseCompiled(withJitter(a, d, jitter), d, kernels, { minPivot });
+  }
+  const covarianceEigenvalues = await symmetricEigenvaluesCompiled(sys.cov, d, kernels);
+  return { ...finishDenoiser(sys, f.x, jitter), covarianceEigenvalues };
+}
+
+/**
+ * Singular values (descending) of the fused map c3 I − c1 Wd of a closed-form denoiser,
+ * from its covariance eigenvalues: Wd = V diag(g) Vᵀ with g = s2 / (s1² λ + s2² + shift), so
+ * the map is symmetric with eigenvalues c3 − c1 g.
+ * @param eigenvalues - covariance eigenvalues
+ * @param coeffs - s1, s2, c1, c3 of the layer's step
+ * @param shift - ridge + jitter of the fit
+ * @example fusedMapSpectrum(fit.covarianceEigenvalues, p.coeffs, fit.jitter)
+ */
+export function fusedMapSpectrum(
+  eigenvalues: ArrayLike<number>,
+  coeffs: NoiseScales & { c1: number; c3: number },
+  shift = 0,
+): Float64Array {
+  const { s1, s2, c1, c3 } = coeffs;
+  const out = Float64Array.from(eigenvalues, (lam) =>
+    Math.abs(c3 - (c1 * s2) / (s1 * s1 * Math.max(0, lam) + s2 * s2 + shift)),
+  );
+  return out.sort().reverse();
+}
+
+/** The system s1² S + (s2² + ridge) I of a fit, checked, with what finishing it needs. */
+interface DenoiserSystem {
+  name: string;
+  d: number;
+  s1: number;
+  s2: number;
+  ridge: number;
+  mu: Float64Array;
+  cov: Float64Array;
+  a: Float64Array;
+  maxDiag: number;
+  minPivot: number;
+}
+
+function denoiserSystem(
+  stats: MomentAccumulator,
+  coeffs: NoiseScales,
+  opts: { ridge?: number; name?: string },
+): DenoiserSystem {
   const name = opts.name ?? 'statistics';
   const ridge = opts.ridge ?? 0;
   if (!(ridge >= 0) || !Number.isFinite(ridge))
@@ -240,20 +335,39 @@ export function fitDenoiser(
   if (maxDiag === 0) maxDiag = 1;
   // A pivot below this is a condition number beyond ~1e14: the solve would be noise.
   const minPivot = 1e-14 * maxDiag;
-  let jitter = 0;
-  let f = cholesky(a, d, { minPivot });
-  while (!f.ok) {
-    jitter = jitter === 0 ? 1e-12 * maxDiag : jitter * 10;
-    if (jitter > 1e6 * maxDiag) {
-      throw new DataError(
-        `${name}: cannot factorise the input covariance (pivot ${f.pivot} = ${f.value})`,
-      );
-    }
-    const aj = Float64Array.from(a);
-    for (let i = 0; i < d; i++) aj[i * d + i]! += jitter;
-    f = cholesky(aj, d, { minPivot });
+  return { name, d, s1, s2, ridge, mu, cov, a, maxDiag, minPivot };
+}
+
+/** The next diagonal jitter after a failed factorisation (1e-12 · max diagonal, then 10x). */
+function nextJitter(
+  jitter: number,
+  maxDiag: number,
+  name: string,
+  f: { pivot: number; value: number },
+): number {
+  const next = jitter === 0 ? 1e-12 * maxDiag : jitter * 10;
+  if (next > 1e6 * maxDiag) {
+    throw new DataError(
+      `${name}: cannot factorise the input covariance (pivot ${f.pivot} = ${f.value})`,
+    );
   }
-  const wd = choleskySolve(f.l, identity(d), d, d);
+  return next;
+}
+
+function withJitter(a: Float64Array, d: number, jitter: number): Float64Array {
+  const aj = Float64Array.from(a);
+  for (let i = 0; i < d; i++) aj[i * d + i]! += jitter;
+  return aj;
+}
+
+/** Wd = s2 · inverse, symmetrised; bd = −s1 Wd mu; e = 0. */
+function finishDenoiser(
+  sys: DenoiserSystem,
+  inverse: Float64Array,
+  jitter: number,
+): FittedDenoiser {
+  const { d, s1, s2, mu } = sys;
+  const wd = inverse;
   for (let i = 0; i < wd.length; i++) wd[i]! *= s2;
   symmetriseInPlace(wd, d);
   const bd = new Float64Array(d);

@@ -1,7 +1,11 @@
 import sharp from 'sharp';
 import type { Model } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
-import { layerDiagnostics, type ShrinkSummary } from './diagnostics-math.js';
+import {
+  layerDiagnostics,
+  type ShrinkSummary,
+  summariseSingularValues,
+} from './diagnostics-math.js';
 import type { ConversionPlan } from './plan.js';
 import { layerWeight } from './select.js';
 
@@ -34,6 +38,9 @@ function relChange(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * much each feature direction is shrunk or amplified), the relative change of the weight,
  * and the denoising loss before/after training when given.
  * @param maxSpectrumDim - skip the eigen-decomposition for larger layers (it is O(n³))
+ *   unless `spectra` gives the layer's spectrum
+ * @param spectra - singular values of c3 I − c1 Wd by layer, already known (the closed
+ *   form has them from the eigenvalues of the input covariance, at any size)
  */
 export function diagnoseFusion(opts: {
   plan: ConversionPlan;
@@ -43,6 +50,7 @@ export function diagnoseFusion(opts: {
   lossBefore?: Record<string, number>;
   lossAfter?: Record<string, number>;
   maxSpectrumDim?: number;
+  spectra?: Map<string, Float64Array>;
 }): LayerReport[] {
   const maxDim = opts.maxSpectrumDim ?? 512;
   return opts.plan.layers.map((p) => {
@@ -55,7 +63,11 @@ export function diagnoseFusion(opts: {
       dim: p.dim,
       relativeWeightChange: relChange(w0, w1),
     };
-    if (p.dim <= maxDim) {
+    const known = opts.spectra?.get(p.layer.name);
+    if (known) {
+      rep.singularValues = Array.from(known);
+      rep.summary = summariseSingularValues(known);
+    } else if (p.dim <= maxDim) {
       const d = layerDiagnostics({
         wd: opts.denoisers.get(p.names.weight)!.data as Float32Array,
         n: p.dim,

@@ -8,10 +8,12 @@ import {
   type CovarianceSpectrum,
   covarianceSpectrum,
   type FittedDenoiser,
-  fitDenoiser,
+  fitDenoiserCompiled,
   fitDenoiserSpectral,
+  fusedMapSpectrum,
   MomentAccumulator,
 } from './closed-form.js';
+import { DenseKernels } from './linalg-compiled.js';
 import { denoisedValueName, finishSurgery, surgeryBuilder } from './graph.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 
@@ -79,32 +81,64 @@ export interface ClosedFormReport {
   jitter: number;
 }
 
+/** What {@link fitClosedForm} produced. */
+export interface ClosedFormFit {
+  values: Map<string, Tensor>;
+  report: ClosedFormReport[];
+  /**
+   * Per layer, the singular values (descending) of its fused map c3 I − c1 Wd, from the
+   * eigenvalues of the layer's input covariance.
+   */
+  spectra: Map<string, Float64Array>;
+}
+
 /**
  * The MSE-optimal linear denoiser of every planned layer from its input moments
- * (Wd = s2 (s1² S + s2² I)⁻¹, bias cancelling the mean). A layer without affine terms
- * (no bias to fuse into) gets the optimum among bias-free predictors, which uses the
- * uncentred second moment in place of the covariance.
+ * (Wd = s2 (s1² S + s2² I)⁻¹, bias cancelling the mean), with the spectrum of each fused
+ * map. A layer without affine terms (no bias to fuse into) gets the optimum among
+ * bias-free predictors, which uses the uncentred second moment in place of the covariance.
+ * The linear algebra runs compiled and multi-threaded ({@link fitDenoiserCompiled}).
+ * @param plan - selected layers and their steps
+ * @param stats - moments by layer name ({@link collectMoments})
+ * @param opts - `ridge`; `kernels` to share (else made here with `threads` and released);
+ *   `consume`: delete each layer's entry from `stats` once it is fitted (saves memory)
+ * @example const { values, spectra } = await fitClosedForm(plan, stats);
  */
-export function fitClosedForm(
+export async function fitClosedForm(
   plan: ConversionPlan,
   stats: Map<string, MomentAccumulator>,
-  opts: { ridge?: number } = {},
-): { values: Map<string, Tensor>; report: ClosedFormReport[] } {
+  opts: { ridge?: number; kernels?: DenseKernels; threads?: number; consume?: boolean } = {},
+): Promise<ClosedFormFit> {
   const values = new Map<string, Tensor>();
   const report: ClosedFormReport[] = [];
-  for (const p of plan.layers) {
-    const used = layerStats(p, stats);
-    const fit = fitDenoiser(used, p.coeffs, { ridge: opts.ridge, name: `layer '${p.layer.name}'` });
-    setDenoiser(values, p, fit);
-    report.push({
-      layer: p.layer.name,
-      t: p.t,
-      samples: used.count,
-      regularised: fit.regularised,
-      jitter: fit.jitter,
-    });
+  const spectra = new Map<string, Float64Array>();
+  const kernels = opts.kernels ?? new DenseKernels({ threads: opts.threads });
+  try {
+    for (const p of plan.layers) {
+      const used = layerStats(p, stats);
+      const fit = await fitDenoiserCompiled(used, p.coeffs, kernels, {
+        ridge: opts.ridge,
+        name: `layer '${p.layer.name}'`,
+      });
+      // A 3,072-wide layer's statistics take 75 MB: let them go once used.
+      if (opts.consume) stats.delete(p.layer.name);
+      setDenoiser(values, p, fit);
+      spectra.set(
+        p.layer.name,
+        fusedMapSpectrum(fit.covarianceEigenvalues, p.coeffs, (opts.ridge ?? 0) + fit.jitter),
+      );
+      report.push({
+        layer: p.layer.name,
+        t: p.t,
+        samples: used.count,
+        regularised: fit.regularised,
+        jitter: fit.jitter,
+      });
+    }
+  } finally {
+    if (!opts.kernels) await kernels.release();
   }
-  return { values, report };
+  return { values, report, spectra };
 }
 
 /**

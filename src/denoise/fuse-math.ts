@@ -57,6 +57,11 @@ export interface FuseLinearOptions {
   stochastic?: { rng: Rng };
   /** Layer name used in error messages. */
   name?: string;
+  /**
+   * W Wd (out x in, float64) computed elsewhere (a compiled matrix product): then
+   * W' = c3 W − c1 (W Wd), the same map as W (c3 I − c1 Wd).
+   */
+  product?: Float64Array;
 }
 
 /** A fused Linear in the same layout as its input. */
@@ -118,10 +123,17 @@ export function fuseLinearInput(opts: FuseLinearOptions): FusedLinear {
   need(denoiser.bd, nIn, 'denoiser bias', name);
   need(denoiser.e, nIn, 'denoiser time embedding', name);
   checkCoeffs(coeffs, name);
-  const m = denoiseMap(denoiser.wd, nIn, coeffs);
   // Work on W as out x in whatever the layout: W' = W M, transposed back for 'in-out'.
   const wOI = layout === 'out-in' ? Float64Array.from(weight) : transpose(weight, nIn, nOut);
-  const fOI = matmul(wOI, m, nOut, nIn, nIn);
+  let fOI: Float64Array;
+  if (opts.product) {
+    need(opts.product, nIn * nOut, 'product W·Wd', name);
+    fOI = new Float64Array(nOut * nIn);
+    for (let i = 0; i < fOI.length; i++)
+      fOI[i] = coeffs.c3 * wOI[i]! - coeffs.c1 * opts.product[i]!;
+  } else {
+    fOI = matmul(wOI, denoiseMap(denoiser.wd, nIn, coeffs), nOut, nIn, nIn);
+  }
   const fw = layout === 'out-in' ? fOI : transpose(fOI, nOut, nIn);
   const w = (o: number, i: number) => wOI[o * nIn + i]!;
   // v = Wd e + bd, then b' = b - c1 W v.

@@ -3,6 +3,7 @@ import { cloneGraph, type Graph, type Model, type Node, producers } from '../onn
 import { float32, type Tensor } from '../onnx/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { fuseConvOutput, fuseLinearInput } from './fuse-math.js';
+import { type DenseKernels, matmulCompiled } from './linalg-compiled.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 import {
   isParamName,
@@ -26,6 +27,11 @@ export interface FuseOptions {
    * `untie`; without it, fusing a tied layer throws a SharedTensorError.
    */
   untie?: boolean;
+  /**
+   * W·Wd (out x in, float64) per input-side layer name, computed beforehand by a compiled
+   * product ({@link fuseModelCompiled}); layers without one are multiplied here.
+   */
+  products?: Map<string, Float64Array>;
 }
 
 /** A copy of a shared tensor that fusion added so that one layer could own its tensor. */
@@ -281,6 +287,7 @@ export function fuseWithReport(
         coeffs: p.coeffs,
         stochastic: opts.stochastic ? { rng: opts.stochastic.fork(L.name) } : undefined,
         name: L.name,
+        product: opts.products?.get(L.name),
       });
       newWeight = swapped ? transpose2d(fused.weight, rows, cols) : fused.weight;
       newBias = fused.bias;
@@ -341,6 +348,47 @@ export function fuseModel(
   opts: FuseOptions = {},
 ): Model {
   return fuseWithReport(model, plan, values, opts).model;
+}
+
+/**
+ * {@link fuseModel} with the O(n³) products W·Wd of the input-side layers run by the
+ * compiled float64 kernels (multi-threaded); the same model up to float64 rounding.
+ * @param model - the original model
+ * @param plan - the plan the denoisers belong to
+ * @param values - denoiser parameters by name
+ * @param kernels - the compiled kernels
+ * @param opts - stochastic step, untie
+ * @example const fused = await fuseModelCompiled(model, plan, values, kernels);
+ */
+export async function fuseModelCompiled(
+  model: Model,
+  plan: ConversionPlan,
+  values: Map<string, Tensor>,
+  kernels: DenseKernels,
+  opts: Omit<FuseOptions, 'products'> = {},
+): Promise<Model> {
+  const products = new Map<string, Float64Array>();
+  for (const p of plan.layers) {
+    if (p.side !== 'input') continue;
+    const L = p.layer;
+    const stored = model.graph.initializers.get(L.weight);
+    if (!stored) continue; // fuseModel names the missing weight
+    const nIn = L.inFeatures;
+    const nOut = L.outFeatures;
+    // The weight as the layer sees it, as out x in.
+    const swapped = pathTransposes(L.weightPath, L.name);
+    const data = stored.data as Float32Array;
+    const rows = L.layout === 'out-in' ? nOut : nIn;
+    const cols = L.layout === 'out-in' ? nIn : nOut;
+    const seen = swapped ? transpose2d(data, cols, rows) : data;
+    const wOI = new Float64Array(nOut * nIn);
+    if (L.layout === 'out-in') wOI.set(seen);
+    else
+      for (let i = 0; i < nIn; i++) for (let o = 0; o < nOut; o++) wOI[o * nIn + i] = seen[i * nOut + o]!;
+    const wd = tensorOf(values, p.names.weight, p)!;
+    products.set(L.name, await matmulCompiled(wOI, wd, nOut, nIn, nIn, kernels));
+  }
+  return fuseModel(model, plan, values, { ...opts, products });
 }
 
 /**

@@ -15,3 +15,11 @@ export * from './select.js';
 export * from './tilde.js';
 export * from './train.js';
 export * from './verify.js';
+export {
+  type CompiledOptions,
+  DenseKernels,
+  type GemmOptions,
+  matmulCompiled,
+  spdInverseCompiled,
+  symmetricEigenvaluesCompiled,
+} from './linalg-compiled.js';

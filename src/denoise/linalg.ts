@@ -585,6 +585,23 @@ export function symmetricEigenQl(a: ArrayLike<number>, n: number): SymmetricEige
 }
 
 /**
+ * Eigenvalues (ascending) of the symmetric tridiagonal matrix with diagonal d and
+ * off-diagonal e (e[i] joins i and i+1; e[n-1] unused), by the implicit QL iteration.
+ * Neither input is modified.
+ * @param d - diagonal, length n
+ * @param e - off-diagonal, length n (or n - 1)
+ * @example tridiagonalEigenvalues([2, 2], [1, 0]) // [1, 3]
+ */
+export function tridiagonalEigenvalues(d: ArrayLike<number>, e: ArrayLike<number>): Float64Array {
+  const n = d.length;
+  const dd = Float64Array.from(d);
+  const ee = new Float64Array(n);
+  for (let i = 0; i < n - 1; i++) ee[i] = e[i]!;
+  tridiagonalQl(dd, ee);
+  return dd.sort();
+}
+
+/**
  * Implicit QL iteration on a symmetric tridiagonal matrix (diagonal d, off-diagonal e with
  * e[i] joining i and i+1); d is overwritten with the eigenvalues (unsorted), e destroyed.
  * With `zt` (n x n, row-major, holding Zᵀ), every rotation is also applied to Z's columns

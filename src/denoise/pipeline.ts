@@ -22,7 +22,8 @@ import type { MomentAccumulator } from './closed-form.js';
 import { writeDenoisers } from './denoiser-file.js';
 import { diagnoseFusion, type LayerReport, spectraSvg, svgToPng } from './diagnostics.js';
 import { type ClosedFormReport, collectMoments, fitClosedForm } from './fit.js';
-import { type FuseReport, fuseWithReport } from './fuse.js';
+import { type FuseReport, fuseWithReport, fusionProducts } from './fuse.js';
+import { DenseKernels } from './linalg-compiled.js';
 import { type ConversionPlan, initDenoisers, zeroDenoisers } from './plan.js';
 import {
   type EpochRecord,
@@ -110,6 +111,11 @@ export interface FusedDenoisers {
   warnings: string[];
   /** The compute a trained fit spent (the training loop's record); absent for the closed form. */
   compute?: ComputeRecord;
+  /**
+   * Closed form: singular values of each layer's fused map, from the eigenvalues of its
+   * input covariance (so the diagnostics need no decomposition of their own).
+   */
+  spectra?: Map<string, Float64Array>;
 }
 
 /** The warnings of a closed-form fit: layers with few samples, or a singular covariance. */
@@ -165,6 +171,7 @@ async function fitDenoisers(
   plan: ConversionPlan,
   method: FitMethod,
   common: PipelineCommon,
+  kernels: DenseKernels,
 ): Promise<Omit<FusedDenoisers, 'fused' | 'fuseReport' | 'warnings'>> {
   const { seed, threads } = common;
   switch (method.kind) {
@@ -174,8 +181,13 @@ async function fitDenoisers(
         method.kind === 'closed-form'
           ? await collectStatistics(model, plan, method.images, common)
           : method.stats;
-      const { values, report } = fitClosedForm(plan, stats, { ridge: method.ridge });
-      return { original: model, plan, values, start: zeroDenoisers(values), fit: report };
+      const { values, report, spectra } = await fitClosedForm(plan, stats, {
+        ridge: method.ridge,
+        kernels,
+        // statistics computed here are the pipeline's own: free them layer by layer
+        consume: method.kind === 'closed-form',
+      });
+      return { original: model, plan, values, start: zeroDenoisers(values), fit: report, spectra };
     }
     case 'sgd': {
       const { data, batchSize, preprocess } = method.images;
@@ -253,10 +265,20 @@ export async function fitAndFuse(
   method: FitMethod,
   common: PipelineCommon,
 ): Promise<FusedDenoisers> {
-  const fitted = await fitDenoisers(model, plan, method, common);
-  common.onProgress?.({ stage: 'fuse', done: 0, total: 1 });
-  const { model: fused, report: fuseReport } = fuseWithReport(fitted.original, plan, fitted.values);
-  common.onProgress?.({ stage: 'fuse', done: 1, total: 1 });
+  // One set of compiled float64 kernels for the fit's and the fusion's linear algebra.
+  const kernels = new DenseKernels({ threads: common.threads });
+  let fitted: Omit<FusedDenoisers, 'fused' | 'fuseReport' | 'warnings'>;
+  let fusion: ReturnType<typeof fuseWithReport>;
+  try {
+    fitted = await fitDenoisers(model, plan, method, common, kernels);
+    common.onProgress?.({ stage: 'fuse', done: 0, total: 1 });
+    const products = await fusionProducts(fitted.original, plan, fitted.values, kernels);
+    fusion = fuseWithReport(fitted.original, plan, fitted.values, { products });
+    common.onProgress?.({ stage: 'fuse', done: 1, total: 1 });
+  } finally {
+    await kernels.release();
+  }
+  const { model: fused, report: fuseReport } = fusion;
   const warnings =
     method.kind === 'closed-form' || method.kind === 'closed-form-stats'
       ? closedFormWarnings(plan, fitted.fit as ClosedFormReport[])
@@ -343,6 +365,7 @@ export async function checkFusion(
     original: r.original,
     fused: r.fused,
     denoisers: r.values,
+    spectra: r.spectra,
     ...losses,
   });
   common.onProgress?.({ stage: 'diagnostics', done: 1, total: 1 });

@@ -248,7 +248,7 @@ for (const c of CASES) {
         input: float32([32, ch, h, w], rng.fillUniform(new Float32Array(32 * ch * h * w), 0, 1)),
       }));
       const stats = await collectMoments(model, plan, batches, { session: { threads: 1 } });
-      const { values } = fitClosedForm(plan, stats);
+      const { values } = await fitClosedForm(plan, stats, { threads: 1 });
       const { model: fused, report: fuse } = fuseWithReport(model, plan, values);
       const copies = sameStructure(model, fused);
       assert.deepEqual([...copies.keys()].sort(), fuse.copies.map((k) => k.copy).sort());

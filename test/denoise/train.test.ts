@@ -55,7 +55,9 @@ describe('denoiser training', () => {
       [{ input: float32([data.size, dim], data.images) }],
       { session: { threads: 1 } },
     );
-    const closed = fitClosedForm(plan, stats).values.get('fc.denoise.weight')!.data as Float32Array;
+    const closed = (await fitClosedForm(plan, stats, { threads: 1 })).values.get(
+      'fc.denoise.weight',
+    )!.data as Float32Array;
     const sgd = await trainLabelFree({
       model,
       plan,
