@@ -18,6 +18,7 @@ interface VerifyFlags {
   denoisers: string;
   tolerance: number;
   runs: number;
+  latencyBudget: number;
   batch: number;
   json: boolean;
   seed: number;
@@ -32,8 +33,9 @@ function verifyText(report: VerifyReport, source: string, fused: string): string
     `  max relative error: outputs ${Math.max(...report.outputs.map((e) => e.maxRel)).toExponential(2)}, layers ${Math.max(...report.layers.map((e) => e.maxRel)).toExponential(2)}`,
     ...report.latency.map(
       (l) =>
-        `  latency batch ${l.batch}: original ${l.originalMs.toFixed(2)} ms, fused ${l.fusedMs.toFixed(2)} ms, ratio ${l.ratio.toFixed(3)}`,
+        `  latency batch ${l.batch}: original ${l.originalMs.toFixed(2)} ms, fused ${l.fusedMs.toFixed(2)} ms, ratio ${l.ratio.toFixed(3)} (${l.runs} runs in ${l.rounds} rounds)`,
     ),
+    ...report.latencySkipped.map((l) => `  latency batch ${l.batch}: not measured (${l.reason})`),
     ...report.failures.map((f) => `  failure: ${f}`),
   ].join('\n');
 }
@@ -63,6 +65,12 @@ export function verifyCommand(program: Command): void {
         'timed runs per model at batch 64 (batch 1: 10x as many)',
         intArg('--runs'),
         100,
+      )
+      .option(
+        '--latency-budget <s>',
+        'seconds the latency measurement may take in all (fewer runs for large models)',
+        floatArg('--latency-budget'),
+        30,
       ),
   ).action(async (arg: string, o: VerifyFlags) => {
     const report = await verify(arg, {
@@ -78,6 +86,7 @@ export function verifyCommand(program: Command): void {
       batch: o.batch,
       tolerance: o.tolerance,
       runs: o.runs,
+      latencyBudget: o.latencyBudget,
       seed: o.seed,
       threads: o.threads,
     });

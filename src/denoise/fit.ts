@@ -33,7 +33,8 @@ export function momentModel(model: Model, plan: ConversionPlan): Model {
     }
     const rows = b.op1('Cast', [b.reshape(x, [-1, p.dim])], { to: 11 });
     b.output(b.reduceSum(rows, [0], false), `moments::sum::${p.layer.name}`);
-    b.output(b.op1('MatMul', [b.transpose(rows, [1, 0]), rows]), `moments::gram::${p.layer.name}`);
+    // Gemm with transA reads the rows in place (no transposed float64 copy).
+    b.output(b.op1('Gemm', [rows, rows], { transA: 1 }), `moments::gram::${p.layer.name}`);
     b.output(b.op1('Shape', [rows]), `moments::shape::${p.layer.name}`);
   }
   return finishSurgery(model, b);

@@ -1,5 +1,12 @@
 import { countFlops } from '../eval/flops.js';
-import { compareLatency, latencyRunsFor } from '../eval/latency.js';
+import { performance } from 'node:perf_hooks';
+import {
+  compareLatency,
+  type LatencyPlan,
+  latencyRunsFor,
+  planLatency,
+  probeLatency,
+} from '../eval/latency.js';
 import { type Model, producers } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session, withExtraOutputs } from '../runtime/session.js';
@@ -99,6 +106,9 @@ export interface LatencyStat {
   fusedMs: number;
   /** fused / original: median over rounds of paired block-median ratios. */
   ratio: number;
+  /** Timed runs per model, and the rounds they were spread over (chosen to fit the budget). */
+  runs: number;
+  rounds: number;
 }
 
 export interface VerifyReport {
@@ -110,6 +120,8 @@ export interface VerifyReport {
   outputs: ErrorStat[];
   layers: ErrorStat[];
   latency: LatencyStat[];
+  /** Batch sizes whose latency was not measured, and why (one run over the time budget). */
+  latencySkipped: { batch: number; reason: string }[];
   failures: string[];
 }
 
@@ -126,6 +138,12 @@ export interface VerifyOptions {
   latencyBatches?: number[];
   /** Timed runs per model at each batch size of 8 or more (default 30); smaller batches get 10x as many. */
   latencyRuns?: number;
+  /**
+   * Wall-time budget of all latency measurements in ms (default 30,000), probe runs
+   * included: run counts are chosen from a timed probe run of the original model so that
+   * the measurement fits, whatever the model's size (see planLatency).
+   */
+  latencyBudgetMs?: number;
   threads?: number;
   /** Makes a batch of `n` inputs for latency runs. */
   makeInputs?: (n: number) => Record<string, Tensor>;
@@ -171,17 +189,27 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
   }
 
   const latency: LatencyStat[] = [];
+  const latencySkipped: VerifyReport['latencySkipped'] = [];
   if (opts.makeInputs) {
-    for (const batch of opts.latencyBatches ?? [1, 64]) {
-      latency.push(
-        await measureLatency(
-          opts.original,
-          opts.fused,
-          opts.makeInputs(batch),
+    const batches = opts.latencyBatches ?? [1, 64];
+    const deadline = performance.now() + (opts.latencyBudgetMs ?? 30_000);
+    for (const [i, batch] of batches.entries()) {
+      // Each batch size gets an equal share of what is left of the budget.
+      const share = (deadline - performance.now()) / (batches.length - i);
+      const inputs = opts.makeInputs(batch);
+      const probe = await probeLatency(opts.original, inputs, opts.threads);
+      const left = share - (probe.sessionMs + 2 * probe.runMs);
+      const runs = latencyRunsFor(batch, opts.latencyRuns ?? 30);
+      const plan = planLatency(probe, { runs, budgetMs: left, models: 2 });
+      if (!plan) {
+        latencySkipped.push({
           batch,
-          latencyRunsFor(batch, opts.latencyRuns ?? 30),
-          opts.threads,
-        ),
+          reason: `one run takes ${(probe.runMs / 1000).toFixed(1)} s: no paired measurement fits the ${(share / 1000).toFixed(0)} s left of the latency budget`,
+        });
+        continue;
+      }
+      latency.push(
+        await measureLatency(opts.original, opts.fused, inputs, batch, plan, opts.threads),
       );
     }
   }
@@ -197,19 +225,35 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
     outputs,
     layers,
     latency,
+    latencySkipped,
     failures,
   };
 }
 
-/** Median latency of the original and the fused model, interleaved (see compareLatency). */
+/**
+ * Median latency of the original and the fused model, interleaved (see compareLatency).
+ * @param plan - a run count, or rounds, block and warm-up runs ({@link planLatency})
+ */
 export async function measureLatency(
   a: Model,
   b: Model,
   inputs: Record<string, Tensor>,
   batch: number,
-  runs: number,
+  plan: number | Pick<LatencyPlan, 'rounds' | 'block' | 'warmup'>,
   threads?: number,
 ): Promise<LatencyStat> {
-  const c = await compareLatency([a, b], inputs, { runs, threads });
-  return { batch, originalMs: c.ms[0]!, fusedMs: c.ms[1]!, ratio: c.ratio[1]! };
+  const o =
+    typeof plan === 'number'
+      ? { runs: plan, threads }
+      : { runs: plan.rounds * plan.block, block: plan.block, warmup: plan.warmup, threads };
+  const c = await compareLatency([a, b], inputs, o);
+  const block = o.block ?? Math.max(5, Math.round(o.runs / 20));
+  return {
+    batch,
+    originalMs: c.ms[0]!,
+    fusedMs: c.ms[1]!,
+    ratio: c.ratio[1]!,
+    runs: Math.ceil(o.runs / block) * block,
+    rounds: Math.ceil(o.runs / block),
+  };
 }

@@ -78,6 +78,7 @@ export const RANGES = {
   '--tolerance': { minExclusive: 0, max: 1 },
   '--batch': BATCH,
   '--runs': { int: true, min: 1, max: 100_000 },
+  '--latency-budget': { minExclusive: 0, max: 86_400 },
   // The demo and the study.
   '--seeds': { int: true, min: 1, max: 20 },
   '--severities': { int: true, min: 1, max: 5 },

@@ -35,6 +35,11 @@ export interface VerifyModelOptions extends CommonOptions, ImageOptions {
   tolerance?: number;
   /** Timed runs per model at batch 64; batch 1 gets 10x as many (default 100). */
   runs?: number;
+  /**
+   * Seconds the latency measurement may take in all (default 30): fewer runs are timed
+   * when a probe run shows the requested ones would not fit, whatever the model's size.
+   */
+  latencyBudget?: number;
 }
 
 /**
@@ -56,7 +61,7 @@ export async function verify(model: string, options: VerifyModelOptions): Promis
     checkString(k, o[k]);
     if (!o[k]) throw new UsageError(`--${k} <file> is required`);
   }
-  for (const k of ['batch', 'runs', 'tolerance'] as const) checkRanged(k, o[k]);
+  for (const k of ['batch', 'runs', 'tolerance', 'latencyBudget'] as const) checkRanged(k, o[k]);
   const images = imageSettings(o);
   const { model: original, source } = await loadModelArg(model, seed);
   const fused = await readModel(o.fused);
@@ -76,6 +81,7 @@ export async function verify(model: string, options: VerifyModelOptions): Promis
     tolerance: o.tolerance ?? 1e-4,
     threads,
     latencyRuns: o.runs ?? 100,
+    latencyBudgetMs: 1000 * (o.latencyBudget ?? 30),
     makeInputs: (n) => ({
       [inputName]: float32([n, c, h, w], rng.fillUniform(new Float32Array(n * c * h * w), 0, 1)),
     }),
