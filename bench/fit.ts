@@ -65,9 +65,11 @@ let t0 = performance.now();
 for (const feeds of feedBatches(data, 'input', batch)) await infer.run(feeds);
 const inferenceMs = performance.now() - t0;
 await infer.release();
+const inferRss = process.resourceUsage().maxRSS / 1024;
 
 // The pipeline as `fit` runs it, timed stage by stage from its progress events.
-const marks: { stage: PipelineStage; done: number; total: number; at: number }[] = [];
+const marks: { stage: PipelineStage; done: number; total: number; at: number; rss: number }[] = [];
+const maxRss = () => process.resourceUsage().maxRSS / 1024;
 t0 = performance.now();
 const first = feedBatches(data, 'input', batch).next().value!;
 const result = await runPipeline({
@@ -79,11 +81,12 @@ const result = await runPipeline({
   verify: { inputs: first, latencyBatches: [], requireOk: true },
   ...(values.losses ? { losses: { data, batchSize: batch } } : {}),
   ...(values.out ? { files: { model: values.out } } : {}),
-  onProgress: (e) => marks.push({ ...e, at: performance.now() }),
+  onProgress: (e) => marks.push({ ...e, at: performance.now(), rss: maxRss() }),
 });
 const fitMs = performance.now() - t0;
-const at = (stage: PipelineStage, done: 0 | 1) =>
-  marks.find((m) => m.stage === stage && (done === 0 ? m.done === 0 : m.done === m.total))!.at;
+const mark = (stage: PipelineStage, done: 0 | 1) =>
+  marks.find((m) => m.stage === stage && (done === 0 ? m.done === 0 : m.done === m.total))!;
+const at = (stage: PipelineStage, done: 0 | 1) => mark(stage, done).at;
 const statsEnd = marks.filter((m) => m.stage === 'statistics').at(-1)!.at;
 const closedFormMs = at('fuse', 0) - statsEnd;
 const fuseMs = at('fuse', 1) - at('fuse', 0);
@@ -126,6 +129,15 @@ const out = {
     gram: Number(gramGflops.toFixed(1)),
   },
   peakRssMb: Math.round(rss),
+  // The peak so far at the end of each stage: where the memory goes.
+  peakRssMbAfter: {
+    inference: Math.round(inferRss),
+    statistics: Math.round(marks.filter((m) => m.stage === 'statistics').at(-1)!.rss),
+    closedForm: Math.round(mark('fuse', 0).rss),
+    fuse: Math.round(mark('fuse', 1).rss),
+    verify: Math.round(mark('verify', 1).rss),
+    diagnostics: Math.round(mark('diagnostics', 1).rss),
+  },
   verified: result.verification?.ok,
   maxRelError: Math.max(...(result.verification?.layers ?? []).map((e) => e.maxRel)),
   spectraLayers: result.layers.filter((l) => l.singularValues).length,

@@ -95,9 +95,24 @@ export class MomentAccumulator {
     if (other.dim !== this.dim) {
       throw new UsageError(`MomentAccumulator.merge: dims differ (${this.dim} vs ${other.dim})`);
     }
-    this.count += other.count;
-    for (let i = 0; i < this.sum.length; i++) this.sum[i]! += other.sum[i]!;
-    for (let i = 0; i < this.gram.length; i++) this.gram[i]! += other.gram[i]!;
+    return this.addSums(other.count, other.sum, other.gram);
+  }
+
+  /**
+   * Adds sums computed elsewhere (e.g. by ONNX Runtime for one batch) without copying them.
+   * @param count - number of rows summed
+   * @param sum - Σ x (dim)
+   * @param gram - Σ x xᵀ (dim x dim)
+   */
+  addSums(count: number, sum: ArrayLike<number>, gram: ArrayLike<number>): this {
+    if (sum.length !== this.dim || gram.length !== this.dim * this.dim) {
+      throw new UsageError(
+        `MomentAccumulator.addSums: sizes ${sum.length} and ${gram.length} do not match dim ${this.dim}`,
+      );
+    }
+    this.count += count;
+    for (let i = 0; i < this.sum.length; i++) this.sum[i]! += sum[i]!;
+    for (let i = 0; i < this.gram.length; i++) this.gram[i]! += gram[i]!;
     return this;
   }
 

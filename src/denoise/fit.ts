@@ -61,11 +61,13 @@ export async function collectMoments(
   for await (const feeds of batches) {
     const out = await session.run(feeds, fetch);
     for (const p of plan.layers) {
-      const tmp = new MomentAccumulator(p.dim);
-      tmp.count = Number(out[`moments::shape::${p.layer.name}`]!.data[0]);
-      tmp.sum.set(out[`moments::sum::${p.layer.name}`]!.data as Float64Array);
-      tmp.gram.set(out[`moments::gram::${p.layer.name}`]!.data as Float64Array);
-      stats.get(p.layer.name)!.merge(tmp);
+      stats
+        .get(p.layer.name)!
+        .addSums(
+          Number(out[`moments::shape::${p.layer.name}`]!.data[0]),
+          out[`moments::sum::${p.layer.name}`]!.data as Float64Array,
+          out[`moments::gram::${p.layer.name}`]!.data as Float64Array,
+        );
     }
     const first = Object.values(feeds)[0];
     opts.onBatch?.(first ? first.dims[0]! : 0);

@@ -88,7 +88,8 @@ export interface ErrorStat {
   maxRel: number;
 }
 
-function compare(name: string, ref: Tensor, got: Tensor): ErrorStat {
+/** max |ref − got| and max |ref| (mergeable over batches). */
+function errorParts(ref: Tensor, got: Tensor): { maxAbs: number; scale: number } {
   const a = ref.data as Float32Array;
   const c = got.data as Float32Array;
   let maxAbs = 0;
@@ -97,7 +98,34 @@ function compare(name: string, ref: Tensor, got: Tensor): ErrorStat {
     maxAbs = Math.max(maxAbs, Math.abs(a[i]! - c[i]!));
     scale = Math.max(scale, Math.abs(a[i]!));
   }
-  return { name, maxAbs, maxRel: maxAbs / Math.max(scale, 1e-30) };
+  return { maxAbs, scale };
+}
+
+/** The batch size of some feeds: the leading dim of the first input. */
+function batchSize(inputs: Record<string, Tensor>): number {
+  const first = Object.values(inputs)[0];
+  return first && first.dims.length > 0 ? first.dims[0]! : 1;
+}
+
+/** Images start..start+count of every input whose leading dim is the batch. */
+function sliceBatch(
+  inputs: Record<string, Tensor>,
+  total: number,
+  start: number,
+  count: number,
+): Record<string, Tensor> {
+  if (start === 0 && count === total) return inputs;
+  const out: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(inputs)) {
+    if (t.dims[0] !== total) {
+      out[k] = t;
+      continue;
+    }
+    const per = t.data.length / total;
+    const data = t.data.slice(start * per, (start + count) * per) as Tensor['data'];
+    out[k] = { ...t, dims: [count, ...t.dims.slice(1)], data };
+  }
+  return out;
 }
 
 export interface LatencyStat {
@@ -145,6 +173,11 @@ export interface VerifyOptions {
    */
   latencyBudgetMs?: number;
   threads?: number;
+  /**
+   * About how many bytes of compared outputs one run may return (default 256 MB): the
+   * inputs are run a few images at a time, so memory stays bounded on large models.
+   */
+  chunkBytes?: number;
   /** Makes a batch of `n` inputs for latency runs. */
   makeInputs?: (n: number) => Record<string, Tensor>;
 }
@@ -169,6 +202,8 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
   const refNames = layerNames.map((l) => denoised.layerOutputs.get(l)!);
   const fusedNames = opts.plan.layers.map((p) => p.layer.output);
   const outNames = opts.original.graph.outputs.map((o) => o.name);
+  // Both models run on the same images, a few at a time: the outputs of every fused layer
+  // of a large model (ViT-B: 2 GB at batch 32, per model) need not all be held at once.
   const ref = await Session.create(withExtraOutputs(denoised.model, refNames), {
     threads: opts.threads,
     source: 'denoised',
@@ -177,12 +212,41 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
     threads: opts.threads,
     source: 'fused',
   });
-  const r = await ref.run(opts.inputs);
-  const f = await fus.run(opts.inputs);
-  await ref.release();
-  await fus.release();
-  const outputs = outNames.map((n) => compare(n, r[n]!, f[n]!));
-  const layers = layerNames.map((l, i) => compare(l, r[refNames[i]!]!, f[fusedNames[i]!]!));
+  const names = [
+    ...outNames.map((n) => [n, n, n]),
+    ...layerNames.map((l, i) => [l, refNames[i]!, fusedNames[i]!]),
+  ];
+  const acc = new Map(names.map(([n]) => [n!, { maxAbs: 0, scale: 0 }]));
+  try {
+    const total = batchSize(opts.inputs);
+    let chunk = 1;
+    for (let start = 0; start < total;) {
+      const count = Math.min(chunk, total - start);
+      const feeds = sliceBatch(opts.inputs, total, start, count);
+      const r = await ref.run(feeds);
+      const f = await fus.run(feeds);
+      let bytes = 0;
+      for (const [n, rn, fn] of names) {
+        const e = errorParts(r[rn!]!, f[fn!]!);
+        const a = acc.get(n!)!;
+        a.maxAbs = Math.max(a.maxAbs, e.maxAbs);
+        a.scale = Math.max(a.scale, e.scale);
+        bytes += r[rn!]!.data.byteLength;
+      }
+      start += count;
+      // After the first image: as many images per run as keep the outputs near 256 MB.
+      chunk = Math.max(1, Math.floor(((opts.chunkBytes ?? 256e6) * count) / Math.max(1, bytes)));
+    }
+  } finally {
+    await ref.release();
+    await fus.release();
+  }
+  const stat = (n: string): ErrorStat => {
+    const a = acc.get(n)!;
+    return { name: n, maxAbs: a.maxAbs, maxRel: a.maxAbs / Math.max(a.scale, 1e-30) };
+  };
+  const outputs = outNames.map(stat);
+  const layers = layerNames.map(stat);
   for (const e of [...outputs, ...layers]) {
     if (!(e.maxRel <= tolerance))
       failures.push(`${e.name}: relative error ${e.maxRel.toExponential(2)} > ${tolerance}`);
