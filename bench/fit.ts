@@ -9,6 +9,8 @@
 //                   and the fusion products W·Wd
 //   verifyS, diagnosticsS, writeS (writing is off unless --out)
 //   fitS            everything the pipeline did, as `denoiserep fit` does it
+//   cpuS            the same in CPU seconds of the process (all threads), steadier than wall
+//                   time on a shared machine
 //   peakRssMb       the process's peak resident set (native memory included)
 //   meets           the issue's targets: fitS − linalgS <= 1.5 x inferenceS, linalgS <= 60,
 //                   peakRssMb <= 4096 (at batch 32)
@@ -58,19 +60,36 @@ const data: ImageDataset = {
   labels: new Int32Array(n).fill(-1),
 };
 
+// CPU seconds of this process (every thread): on a machine shared with other work the
+// process gets a varying share of the cores, and its CPU time varies much less than wall.
+const cpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
 // One inference pass over the same images, batch by batch (the session is made first).
 const infer = await Session.create(model, { threads });
 await infer.run(feedBatches(data, 'input', Math.min(batch, n)).next().value!); // warm-up
 let t0 = performance.now();
+let cpu0 = cpu();
 for (const feeds of feedBatches(data, 'input', batch)) await infer.run(feeds);
 const inferenceMs = performance.now() - t0;
+const inferenceCpu = cpu() - cpu0;
 await infer.release();
 const inferRss = process.resourceUsage().maxRSS / 1024;
 
 // The pipeline as `fit` runs it, timed stage by stage from its progress events.
-const marks: { stage: PipelineStage; done: number; total: number; at: number; rss: number }[] = [];
+const marks: {
+  stage: PipelineStage;
+  done: number;
+  total: number;
+  at: number;
+  rss: number;
+  cpu: number;
+}[] = [];
 const maxRss = () => process.resourceUsage().maxRSS / 1024;
 t0 = performance.now();
+cpu0 = cpu();
 const first = feedBatches(data, 'input', batch).next().value!;
 const result = await runPipeline({
   model,
@@ -81,13 +100,17 @@ const result = await runPipeline({
   verify: { inputs: first, latencyBatches: [], requireOk: true },
   ...(values.losses ? { losses: { data, batchSize: batch } } : {}),
   ...(values.out ? { files: { model: values.out } } : {}),
-  onProgress: (e) => marks.push({ ...e, at: performance.now(), rss: maxRss() }),
+  onProgress: (e) => marks.push({ ...e, at: performance.now(), rss: maxRss(), cpu: cpu() }),
 });
 const fitMs = performance.now() - t0;
+const fitCpu = cpu() - cpu0;
 const mark = (stage: PipelineStage, done: 0 | 1) =>
   marks.find((m) => m.stage === stage && (done === 0 ? m.done === 0 : m.done === m.total))!;
 const at = (stage: PipelineStage, done: 0 | 1) => mark(stage, done).at;
-const statsEnd = marks.filter((m) => m.stage === 'statistics').at(-1)!.at;
+const statsMark = marks.filter((m) => m.stage === 'statistics').at(-1)!;
+const statsEnd = statsMark.at;
+const cpuOf = (a: { cpu: number }, b: { cpu: number }) => Number((b.cpu - a.cpu).toFixed(2));
+const linalgCpu = mark('fuse', 1).cpu - statsMark.cpu;
 const closedFormMs = at('fuse', 0) - statsEnd;
 const fuseMs = at('fuse', 1) - at('fuse', 0);
 const linalgMs = closedFormMs + fuseMs;
@@ -128,6 +151,17 @@ const out = {
     forward: Number(forwardGflops.toFixed(1)),
     gram: Number(gramGflops.toFixed(1)),
   },
+  cpuS: {
+    inference: Number(inferenceCpu.toFixed(2)),
+    statistics: Number((statsMark.cpu - cpu0).toFixed(2)),
+    linalg: Number(linalgCpu.toFixed(2)),
+    closedForm: cpuOf(statsMark, mark('fuse', 0)),
+    fuse: cpuOf(mark('fuse', 0), mark('fuse', 1)),
+    verify: cpuOf(mark('verify', 0), mark('verify', 1)),
+    diagnostics: cpuOf(mark('diagnostics', 0), mark('diagnostics', 1)),
+    fit: Number(fitCpu.toFixed(2)),
+  },
+  cpuFitOverInference: Number(((fitCpu - linalgCpu) / inferenceCpu).toFixed(2)),
   peakRssMb: Math.round(rss),
   // The peak so far at the end of each stage: where the memory goes.
   peakRssMbAfter: {

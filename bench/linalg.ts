@@ -5,6 +5,7 @@
 //   eigenvalues  JS Householder + QL, vs band reduction (Gemm) + bulge chasing + QL
 //   product      W·Wd for a fc2-shaped weight (768 x n times n x n): the fusion's product
 //   gemm         one n x n x n product, and its GFLOP/s (the kernel's speed on this machine)
+// (seconds of wall time, or with --cpu of the process's CPU time, all threads)
 // and the largest relative differences between the two paths. JavaScript runs only up to
 // --js-max (default 1536; its time grows as n³).
 import { performance } from 'node:perf_hooks';
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     'js-max': { type: 'string', default: '1536' },
     threads: { type: 'string' },
     band: { type: 'string' },
+    cpu: { type: 'boolean', default: false },
   },
 });
 const sizes = values.sizes!.split(',').map(Number);
@@ -35,10 +37,13 @@ const kernels = new DenseKernels({
 });
 const rng = new Rng(0);
 const sec = (ms: number) => Number((ms / 1000).toFixed(2));
+// Wall time, unless --cpu: CPU time of the process (all threads), steadier on a shared machine.
 const time = async <T>(f: () => T | Promise<T>): Promise<[T, number]> => {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const r = await f();
-  return [r, performance.now() - t0];
+  const c = process.cpuUsage(c0);
+  return [r, values.cpu ? (c.user + c.system) / 1000 : performance.now() - t0];
 };
 
 /** S = X Xᵀ / m with m = 2n samples of decaying scale, plus the noise level s2² I. */
@@ -95,6 +100,11 @@ for (const n of sizes) {
   rows.push(row);
 }
 await kernels.release();
-const out = { threads: kernels.threads, band: kernels.band, sizes: rows };
+const out = {
+  threads: kernels.threads,
+  band: kernels.band,
+  clock: values.cpu ? 'cpu' : 'wall',
+  sizes: rows,
+};
 if (values.json) console.log(JSON.stringify(out));
 else console.dir(out, { depth: 4 });

@@ -403,34 +403,83 @@ class Band {
   }
 }
 
+/** Panels transformed between two trailing-matrix updates (the rank of each update / 2b). */
+const PANELS_PER_UPDATE = 4;
+
+/** Rows r0..r1-1 of a row-major matrix with `cols` columns, as a new array. */
+function rowsOf(a: Float64Array, cols: number, r0: number, r1: number): Float64Array {
+  return a.slice(r0 * cols, r1 * cols);
+}
+
 /**
  * Stage 1: reduces symmetric A to a band of half-width b by blocked Householder
- * transformations A ← Hᵀ A H (Gemm for A22 V and the rank-2b update A22 − V Wᵀ − W Vᵀ).
+ * transformations A ← Hᵀ A H, H = I − V T Vᵀ per panel of b columns, each applied as
+ * A − V Wᵀ − W Vᵀ with W = X − ½ V (Tᵀ Vᵀ X), X = A V T. The updates of several panels
+ * are held back as A − L Rᵀ (L = [V₁ W₁ V₂ W₂ …], R = [W₁ V₁ W₂ V₂ …]) and applied to the
+ * trailing matrix in one Gemm of rank 2·b·panels; until then a panel's columns and A V
+ * are corrected through L and R (thin products), so the large matrix is read about twice
+ * per panel instead of six times. Every product runs in Gemm.
  */
 async function reduceToBand(a: NumArray, n: number, b: number, k: DenseKernels): Promise<Band> {
   const band = new Band(n, b + 1);
-  let t = symmetriseInPlace(Float64Array.from(a), n); // the trailing matrix, m0 x m0
-  let off = 0;
+  let t = symmetriseInPlace(Float64Array.from(a), n); // trailing matrix before the pending updates
+  let off = 0; // global index of t's first row
   let m0 = n;
-  const keepLower = (src: Float64Array, size: number, rows: number, cols: number) => {
+  let o = 0; // current panel's first column, in t's coordinates
+  const rank = 2 * b * PANELS_PER_UPDATE;
+  let lf = new Float64Array(m0 * rank); // L, zero above each update's first row
+  let rf = new Float64Array(m0 * rank);
+  let used = 0; // pending panels
+  const keepLower = (src: Float64Array, cols: number, rows: number, at0: number) => {
     for (let i = 0; i < rows; i++)
       for (let j = 0; j <= Math.min(i, cols - 1); j++) {
         if (i - j > b) continue;
-        band.data[band.at(off + i, off + j)] = src[i * size + j]!;
+        band.data[band.at(at0 + i, at0 + j)] = src[i * cols + j]!;
       }
   };
-  while (m0 > b + 1) {
-    const m = m0 - b;
-    keepLower(t, m0, b, b); // the diagonal block is final
-    const panel = block(t, m0, b, 0, m, b).data;
+  /** t's columns c0..c0+nc−1 from row c0 down, with the pending updates applied. */
+  const current = async (c0: number, nc: number): Promise<Float64Array> => {
+    const cur = block(t, m0, c0, c0, m0 - c0, nc).data;
+    if (used === 0) return cur;
+    return k.gemm(
+      rowsOf(lf, rank, c0, m0),
+      [m0 - c0, rank],
+      rowsOf(rf, rank, c0, c0 + nc),
+      [nc, rank],
+      cur,
+      {
+        transB: true,
+        alpha: -1,
+        beta: 1,
+      },
+    );
+  };
+  while (m0 - o > b + 1) {
+    const m = m0 - o - b;
+    const cols = await current(o, b); // (m + b) x b: the diagonal block, then the panel
+    keepLower(cols, b, b, off + o); // the diagonal block is final
+    const panel = cols.slice(b * b);
     const { v, tau, nr } = panelQr(panel, m, b);
-    // R (upper trapezoidal) lands at rows off+b.., columns off..off+b-1.
+    // R (upper trapezoidal) lands at rows o+b.., columns o..o+b-1.
     for (let i = 0; i < nr; i++)
-      for (let j = i; j < b; j++) band.data[band.at(off + b + i, off + j)] = panel[i * b + j]!;
+      for (let j = i; j < b; j++)
+        band.data[band.at(off + o + b + i, off + o + j)] = panel[i * b + j]!;
     const tt = compactWy(v, tau, m, nr);
-    const a22 = block(t, m0, b, b, m, m).data;
-    const y = await k.gemm(a22, [m, m], v, [m, nr]);
-    // X = Y T, C = Tᵀ (Vᵀ X), W = X − ½ V C (the m-row products in Gemm too).
+    // Y = A22 V for the current trailing block A22: t times V padded with zeros above
+    // (t is read whole, not copied), minus L (Rᵀ V) for the pending updates.
+    const vpad = new Float64Array(m0 * nr);
+    vpad.set(v, (o + b) * nr);
+    let y: Float64Array = (await k.gemm(t, [m0, m0], vpad, [m0, nr])).slice((o + b) * nr);
+    if (used > 0) {
+      const rtv = await k.gemm(rowsOf(rf, rank, o + b, m0), [m, rank], v, [m, nr], undefined, {
+        transA: true,
+      });
+      y = await k.gemm(rowsOf(lf, rank, o + b, m0), [m, rank], rtv, [rank, nr], y, {
+        alpha: -1,
+        beta: 1,
+      });
+    }
+    // X = Y T, C = Tᵀ (Vᵀ X), W = X − ½ V C.
     const x = await k.gemm(y, [m, nr], tt, [nr, nr]);
     const vtx = await k.gemm(v, [m, nr], x, [m, nr], undefined, { transA: true });
     const c = new Float64Array(nr * nr);
@@ -441,25 +490,39 @@ async function reduceToBand(a: NumArray, n: number, b: number, k: DenseKernels):
         c[i * nr + j] = s;
       }
     const w = await k.gemm(v, [m, nr], c, [nr, nr], x, { alpha: -0.5, beta: 1 });
-    const left = new Float64Array(m * 2 * nr);
-    const right = new Float64Array(m * 2 * nr);
+    // Append (V, W) to L = [… V W] and R = [… W V], rows o+b.. of t.
+    const c0 = 2 * b * used;
     for (let r = 0; r < m; r++) {
+      const row = (o + b + r) * rank + c0;
       const vr = v.subarray(r * nr, (r + 1) * nr);
       const wr = w.subarray(r * nr, (r + 1) * nr);
-      left.set(vr, r * 2 * nr);
-      left.set(wr, r * 2 * nr + nr);
-      right.set(wr, r * 2 * nr);
-      right.set(vr, r * 2 * nr + nr);
+      lf.set(vr, row);
+      lf.set(wr, row + b);
+      rf.set(wr, row);
+      rf.set(vr, row + b);
     }
-    t = await k.gemm(left, [m, 2 * nr], right, [m, 2 * nr], a22, {
-      transB: true,
-      alpha: -1,
-      beta: 1,
-    });
-    off += b;
-    m0 = m;
+    used++;
+    o += b;
+    if (used === PANELS_PER_UPDATE || m0 - o <= b + 1) {
+      // The trailing matrix from row/column o on, every pending update applied.
+      const mt = m0 - o;
+      const l = rowsOf(lf, rank, o, m0);
+      const r = rowsOf(rf, rank, o, m0);
+      t = await k.gemm(l, [mt, rank], r, [mt, rank], block(t, m0, o, o, mt, mt).data, {
+        transB: true,
+        alpha: -1,
+        beta: 1,
+      });
+      off += o;
+      m0 = mt;
+      o = 0;
+      used = 0;
+      lf = new Float64Array(m0 * rank);
+      rf = new Float64Array(m0 * rank);
+    }
   }
-  keepLower(t, m0, m0, m0);
+  const rest = m0 - o;
+  keepLower((await current(o, rest)).subarray(0, rest * rest), rest, rest, off + o);
   return band;
 }
 
