@@ -29,7 +29,7 @@ export interface FuseOptions {
   untie?: boolean;
   /**
    * W·Wd (out x in, float64) per input-side layer name, computed beforehand by a compiled
-   * product ({@link fuseModelCompiled}); layers without one are multiplied here.
+   * product ({@link fusionProducts}); layers without one are multiplied here.
    */
   products?: Map<string, Float64Array>;
 }
@@ -351,22 +351,21 @@ export function fuseModel(
 }
 
 /**
- * {@link fuseModel} with the O(n³) products W·Wd of the input-side layers run by the
- * compiled float64 kernels (multi-threaded); the same model up to float64 rounding.
+ * The O(n³) products W·Wd of the input-side layers, run by the compiled float64 kernels
+ * (multi-threaded), for {@link fuseWithReport} / {@link fuseModel} (`products`): the same
+ * fused model up to float64 rounding, without multiplying in JavaScript.
  * @param model - the original model
  * @param plan - the plan the denoisers belong to
  * @param values - denoiser parameters by name
  * @param kernels - the compiled kernels
- * @param opts - stochastic step, untie
- * @example const fused = await fuseModelCompiled(model, plan, values, kernels);
+ * @example const fused = fuseModel(model, plan, values, { products: await fusionProducts(model, plan, values, kernels) });
  */
-export async function fuseModelCompiled(
+export async function fusionProducts(
   model: Model,
   plan: ConversionPlan,
   values: Map<string, Tensor>,
   kernels: DenseKernels,
-  opts: Omit<FuseOptions, 'products'> = {},
-): Promise<Model> {
+): Promise<Map<string, Float64Array>> {
   const products = new Map<string, Float64Array>();
   for (const p of plan.layers) {
     if (p.side !== 'input') continue;
@@ -384,11 +383,12 @@ export async function fuseModelCompiled(
     const wOI = new Float64Array(nOut * nIn);
     if (L.layout === 'out-in') wOI.set(seen);
     else
-      for (let i = 0; i < nIn; i++) for (let o = 0; o < nOut; o++) wOI[o * nIn + i] = seen[i * nOut + o]!;
+      for (let i = 0; i < nIn; i++)
+        for (let o = 0; o < nOut; o++) wOI[o * nIn + i] = seen[i * nOut + o]!;
     const wd = tensorOf(values, p.names.weight, p)!;
     products.set(L.name, await matmulCompiled(wOI, wd, nOut, nIn, nIn, kernels));
   }
-  return fuseModel(model, plan, values, { ...opts, products });
+  return products;
 }
 
 /**
