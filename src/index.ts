@@ -13,7 +13,8 @@ export * from './models/index.js';
 export * from './models/weights.js';
 export * from './io/safetensors.js';
 export * from './denoise/index.js';
-// The one-call API: `fit`, `verify` and `inspect` do what the commands of the same names do.
+// The one-call API: `fit`, `verify`, `inspect`, `exportWeights` and `study` do what the
+// commands of the same names do.
 export * from './denoise/api/index.js';
 export { checkOutputPaths, type FlagPath } from './util/output-paths.js';
 export * from './data/index.js';
@@ -31,3 +32,4 @@ export {
   type StudySettings,
 } from './experiments/study.js';
 export type { StudyResults } from './experiments/study-report.js';
+export { study, type StudyOptions, type StudyReport } from './experiments/study-api.js';

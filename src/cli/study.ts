@@ -1,17 +1,11 @@
 import type { Command } from 'commander';
-import { parseCorruptions } from '../data/corruptions.js';
-import {
-  STUDY_ARMS,
-  type StudyArm,
-  studyJson,
-  type StudySettings,
-  runStudy,
-} from '../experiments/study.js';
+import type { CorruptionName } from '../data/corruptions.js';
+import { study } from '../experiments/study-api.js';
+import { STUDY_ARMS, type StudyArm } from '../experiments/study.js';
 import { studyMarkdown } from '../experiments/study-report.js';
-import { UsageError } from '../util/errors.js';
 import { emit, intArg, listArg, withCommon } from './common.js';
 
-interface StudyOptions {
+interface StudyFlags {
   backbone?: string;
   data?: string;
   seeds?: number;
@@ -89,42 +83,18 @@ export function studyCommand(program: Command): void {
         '--id <name>',
         'study folder name (default: a hash of the settings, so the same command resumes)',
       ),
-  ).action(async (o: StudyOptions) => {
-    const settings: Partial<StudySettings> = {};
-    if (o.backbone !== undefined) settings.backbone = o.backbone;
-    if (o.data !== undefined) settings.data = o.data;
-    if (o.seeds !== undefined) {
-      settings.seeds = Array.from({ length: o.seeds }, (_, i) => o.seed + i);
-    } else if (o.seed !== 0) settings.seeds = [o.seed];
-    if (o.arms !== undefined) {
-      const arms = o.arms.split(',').map((a) => a.trim());
-      for (const a of arms)
-        if (!(STUDY_ARMS as readonly string[]).includes(a))
-          throw new UsageError(`--arms: unknown arm '${a}' (arms: ${STUDY_ARMS.join(', ')})`);
-      settings.arms = arms as StudyArm[];
-    }
-    if (o.layers !== undefined) settings.layers = o.layers;
-    if (o.corruptions !== undefined)
-      settings.corruptions = parseCorruptions(o.corruptions.split(',').map((c) => c.trim()));
-    if (o.severities !== undefined) settings.severities = o.severities;
-    if (o.noiseScales !== undefined) settings.noiseScales = o.noiseScales;
-    if (o.trainImages !== undefined) settings.trainImages = o.trainImages;
-    if (o.momentImages !== undefined) settings.momentImages = o.momentImages;
-    if (o.testImages !== undefined) settings.testImages = o.testImages;
-    if (o.corruptedImages !== undefined) settings.corruptedImages = o.corruptedImages;
-    if (o.queriesPerClass !== undefined) settings.queriesPerClass = o.queriesPerClass;
-    const run = await runStudy({
-      quick: o.quick,
-      settings,
-      root: o.out,
-      ...(o.id !== undefined ? { id: o.id } : {}),
-      threads: o.threads,
+  ).action(async (o: StudyFlags) => {
+    const list = (v?: string) => v?.split(',').map((x) => x.trim());
+    const run = await study({
+      ...o,
+      arms: list(o.arms) as StudyArm[] | undefined,
+      corruptions: list(o.corruptions) as CorruptionName[] | undefined,
       command: ['denoiserep', ...process.argv.slice(2)].join(' '),
       onProgress: (msg) => {
         if (!o.json) process.stderr.write(`[study] ${msg}\n`);
       },
     });
-    emit(o.json, studyJson(run.results), () =>
+    emit(o.json, run.summary, () =>
       [
         studyMarkdown(run.results),
         '',

@@ -15,7 +15,9 @@ import {
   studyJson,
   type StudySettings,
 } from '../../src/experiments/study.js';
+import { study, studyOverrides } from '../../src/experiments/study-api.js';
 import { trainSupervised } from '../../src/train/loop.js';
+import { UsageError } from '../../src/util/errors.js';
 
 const root = mkdtempSync(join(tmpdir(), 'denoiserep-study-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -189,5 +191,65 @@ describe('study', () => {
     // A third run computes nothing.
     const third = await runStudy({ settings, root: dir, threads: 1 });
     assert.equal(third.computed.length, 0);
+  });
+
+  test('study(): the one call takes the flags, runs, and a second call resumes to the same summary', async () => {
+    const options = {
+      backbone,
+      data: 'embedded',
+      seeds: 1,
+      seed: 3,
+      arms: ['label-free-cf' as const],
+      layers: 'fc2,head',
+      corruptions: ['contrast' as const, 'jpeg' as const],
+      severities: [2],
+      noiseScales: [1, 10, 100],
+      trainImages: 256,
+      testImages: 300,
+      corruptedImages: 40,
+      queriesPerClass: 5,
+      out: join(root, 'c'),
+      threads: 1,
+    };
+    const messages: string[] = [];
+    const first = await study({ ...options, onProgress: (m) => messages.push(m) });
+    assert.ok(messages.length > 0, 'progress was reported');
+    assert.deepEqual(first.results.seeds, [3]);
+    assert.deepEqual(first.results.corruptions, ['contrast', 'jpeg']);
+    assert.deepEqual(Object.keys(first.results.arms), ['baseline', 'label-free-cf']);
+    assert.deepEqual(first.summary, studyJson(first.results));
+    assert.ok(existsSync(join(first.dir, 'report.html')));
+    assert.match(first.results.command, /^study\(\{"backbone":/);
+    const again = await study(options);
+    assert.equal(again.dir, first.dir, 'the same options find the same study');
+    assert.deepEqual(again.computed, []);
+    assert.deepEqual(again.summary, first.summary);
+  });
+
+  test('study(): options map to settings; bad ones are UsageErrors naming the flag, before any work', async () => {
+    assert.deepEqual(studyOverrides({ seeds: 2, seed: 5 }).seeds, [5, 6]);
+    assert.deepEqual(studyOverrides({ seed: 4 }).seeds, [4]);
+    assert.deepEqual(studyOverrides({ corruptions: 'all' }).corruptions?.length, 10);
+    assert.deepEqual(studyOverrides({}), {});
+    const out = join(root, 'never');
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ arms: ['nope'] }, /^--arms: unknown arm 'nope'/],
+      [{ arms: [] }, /^--arms: no arm given/],
+      [{ seeds: 0 }, /^--seeds must be an integer in \[1, 20\]/],
+      [{ seed: -1 }, /^--seed must be/],
+      [{ severities: [6] }, /^--severities must be an integer in \[1, 5\]/],
+      [{ noiseScales: [0] }, /^--noise-scales must be a number in \(0, /],
+      [{ trainImages: 1.5 }, /^--train-images must be an integer/],
+      [{ corruptions: ['fog'] }, /unknown corruption 'fog'/],
+      [{ corruptions: [3] }, /^--corruptions must name corruptions/],
+      [{ backbone: 7 }, /^--backbone must be a string/],
+    ];
+    for (const [bad, pattern] of cases)
+      await assert.rejects(
+        study({ ...bad, out } as Parameters<typeof study>[0]),
+        (e) => e instanceof UsageError && pattern.test(e.message),
+        JSON.stringify(bad),
+      );
+    assert.ok(!existsSync(out), 'nothing was written');
   });
 });

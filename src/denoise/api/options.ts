@@ -1,4 +1,4 @@
-// What the one-call functions (fit, verify, inspect, and later study) share: their common
+// What the one-call functions (fit, verify, inspect, study) share: their common
 // options, the image options, and the checks that turn a bad option into a UsageError
 // naming the flag, as the command line names it.
 import type { ImageInputOptions } from '../../data/model-inputs.js';
@@ -57,7 +57,7 @@ export function checkString(option: string, v: unknown): void {
  * A list of 1 to `maxCount` numbers, each in the flag's range (one number counts as a list
  * of one), or absent.
  */
-function numberList(option: string, v: unknown, maxCount: number): number[] | undefined {
+export function numberList(option: string, v: unknown, maxCount: number): number[] | undefined {
   if (v === undefined) return undefined;
   const xs = Array.isArray(v) ? (v as unknown[]) : [v];
   if (xs.length === 0 || xs.length > maxCount)
