@@ -609,6 +609,14 @@ export function tridiagonalEigenvalues(d: ArrayLike<number>, e: ArrayLike<number
  */
 function tridiagonalQl(d: Float64Array, e: Float64Array, zt?: Float64Array): void {
   const n = d.length;
+  // An off-diagonal is also negligible below eps·‖T‖ (an absolute change of the eigenvalues
+  // within the rounding of a reduction to tridiagonal form). Without it, a zero block
+  // (pixels that are always 0) joined by round-off of order 1e-20 never deflates: eps times
+  // |d[m]| + |d[m+1]| = 0 is a test no nonzero e[m] passes.
+  let norm = 0;
+  for (let i = 0; i < n; i++)
+    norm = Math.max(norm, Math.abs(d[i]!) + Math.abs(e[i]!) + (i > 0 ? Math.abs(e[i - 1]!) : 0));
+  const tiny = Number.EPSILON * norm;
   for (let l = 0; l < n; l++) {
     let iter = 0;
     for (;;) {
@@ -616,7 +624,7 @@ function tridiagonalQl(d: Float64Array, e: Float64Array, zt?: Float64Array): voi
       let m = l;
       for (; m < n - 1; m++) {
         const dd = Math.abs(d[m]!) + Math.abs(d[m + 1]!);
-        if (Math.abs(e[m]!) <= Number.EPSILON * dd) break;
+        if (Math.abs(e[m]!) <= Number.EPSILON * dd || Math.abs(e[m]!) <= tiny) break;
       }
       if (m === l) break;
       if (++iter > 200) throw new Error('symmetricEigenvalues: QL iteration did not converge');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import {
   fitDenoiser,
@@ -17,6 +18,7 @@ import {
 import {
   matmul,
   spdInverse,
+  symmetricEigen,
   symmetricEigenvalues,
   tridiagonalEigenvalues,
 } from '../../src/denoise/linalg.js';
@@ -189,6 +191,52 @@ describe('symmetricEigenvaluesCompiled', () => {
       }
     const { d, e } = internals.bandToTridiagonal(band, b);
     assert.ok(maxAbsDiff(tridiagonalEigenvalues(d, e), symmetricEigenvalues(dense, n)) < 1e-12);
+  });
+});
+
+describe('zero blocks (inputs that are always 0)', () => {
+  test('QL on zero blocks joined by round-off', () => {
+    // Two zero diagonals joined by 1e-20: deflated, and the eigenvalues exact.
+    const d = [0, 0, 0, 2, 3];
+    const e = [1e-20, 1e-20, 0, 0.5];
+    const got = tridiagonalEigenvalues(d, e);
+    // The 2x2 block [[2, 0.5], [0.5, 3]]: 2.5 ± sqrt(0.25 + 0.25).
+    const r = Math.sqrt(0.5);
+    assert.ok(maxAbsDiff(got, [0, 0, 0, 2.5 - r, 2.5 + r]) < 1e-15, String(got));
+  });
+
+  test('QL converges on a round-off cluster that stalled it (from the demo MLP)', () => {
+    const { d, e } = JSON.parse(
+      readFileSync(new URL('../fixtures/linalg/ql-stall.json', import.meta.url), 'utf8'),
+    ) as { d: number[]; e: number[] };
+    const got = tridiagonalEigenvalues(d, e);
+    // Against the dense reference (Jacobi, a different algorithm), within eps · ‖T‖ · n.
+    const n = d.length;
+    const dense = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      dense[i * n + i] = d[i]!;
+      if (i + 1 < n) dense[i * n + i + 1] = dense[(i + 1) * n + i] = e[i]!;
+    }
+    const ref = [...symmetricEigen(dense, n).values].sort((x, y) => x - y);
+    assert.ok(maxAbsDiff(got, ref) < n * Number.EPSILON * 2, `${maxAbsDiff(got, ref)}`);
+  });
+
+  test('the compiled path on a covariance with exactly zero rows and columns', async () => {
+    // As Fashion-MNIST's border pixels: 40 of 130 inputs are always 0.
+    const rng = new Rng(11);
+    const n = 130;
+    const a = randomSpd(rng, n, 0.01);
+    const dead = new Set(Array.from({ length: 40 }, (_, i) => (i * 7) % n));
+    for (const i of dead)
+      for (let j = 0; j < n; j++) {
+        a[i * n + j] = 0;
+        a[j * n + i] = 0;
+      }
+    const got = await symmetricEigenvaluesCompiled(a, n, kernels);
+    const ref = symmetricEigenvalues(a, n);
+    const scale = Math.max(...ref.map(Math.abs));
+    assert.ok(maxAbsDiff(got, ref) < 20 * n * Number.EPSILON * scale, `${maxAbsDiff(got, ref)}`);
+    assert.equal(ref.filter((v) => Math.abs(v) < 1e-12).length, dead.size);
   });
 });
 
