@@ -10,17 +10,47 @@ export function demoCommand(program: Command): void {
     program
       .command('demo')
       .description(
-        'train ViT-tiny on the committed Fashion-MNIST subset (or reuse it from runs/), then compare baseline, control, DenoiseRep~, label-free (trained and closed-form) and label-augmented DenoiseRep',
+        'start from the shipped ViT-tiny (or train one on the committed Fashion-MNIST subset with --from-scratch), then compare baseline, control, DenoiseRep~, label-free (trained and closed-form) and label-augmented DenoiseRep on the subset',
       )
-      .option('--quick', 'a smaller run (2,000 training images, 3 pretraining epochs)', false)
+      .option(
+        '--backbone <ref>',
+        'the trained backbone every arm starts from: zoo:<preset> or a pretrain output folder',
+        'zoo:vit-tiny-fmnist',
+      )
+      .option(
+        '--from-scratch',
+        'train the ViT-tiny baseline on the subset instead (or reuse it from runs/baselines/)',
+        false,
+      )
+      .option(
+        '--quick',
+        'a smaller run (2,000 training images; from scratch: 3 pretraining epochs)',
+        false,
+      )
       .option('--seeds <n>', 'number of seeds (mean ± std over seeds 0..n-1)', intArg('--seeds'), 1)
       .option('--out <dir>', 'runs folder', 'runs'),
   ).action(
-    async (o: { quick: boolean; seeds: number; out: string; json: boolean; threads: number }) => {
+    async (
+      o: {
+        backbone: string;
+        fromScratch: boolean;
+        quick: boolean;
+        seeds: number;
+        out: string;
+        json: boolean;
+        threads: number;
+      },
+      cmd: Command,
+    ) => {
       if (existsSync(o.out) && !statSync(o.out).isDirectory())
         throw new UsageError(`--out ${o.out} is a file; give the runs folder`);
+      if (o.fromScratch && cmd.getOptionValueSource('backbone') === 'cli')
+        throw new UsageError(
+          '--from-scratch trains the backbone: it cannot be given with --backbone',
+        );
       const res = await runDemo({
         quick: o.quick,
+        settings: { backbone: o.fromScratch ? null : o.backbone },
         seeds: Array.from({ length: o.seeds }, (_, i) => i),
         threads: o.threads,
         root: o.out,

@@ -26,10 +26,18 @@ import { loadCheckpoint } from '../train/checkpoint.js';
 import { evalModelWith, type SupervisedConfig, trainSupervised } from '../train/loop.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
 import { Rng } from '../util/rng.js';
+import { loadBackbone } from './backbone.js';
 import { ARMS, type ArmResult, markdownTable, summarizeArms, type SummaryTable } from './table.js';
 
 /** Settings of one demo run; `quick` shrinks every stage. */
 export interface DemoSettings {
+  /**
+   * The trained backbone every arm starts from: `zoo:<preset>` (default: the shipped
+   * `zoo:vit-tiny-fmnist`) or a pretrain output folder; null trains `preset` from scratch
+   * on the subset (`pretrainEpochs` at `pretrainLr`), as `--from-scratch` does.
+   */
+  backbone: string | null;
+  /** The preset trained from scratch (with a backbone: the backbone's preset). */
   preset: string;
   /** Training images used (the committed subset has 10,000). */
   trainImages: number;
@@ -49,6 +57,7 @@ export interface DemoSettings {
 
 export function demoSettings(quick: boolean): DemoSettings {
   return {
+    backbone: 'zoo:vit-tiny-fmnist',
     preset: 'vit-tiny-fmnist',
     trainImages: quick ? 2000 : 10000,
     pretrainEpochs: quick ? 3 : 6,
@@ -185,6 +194,8 @@ interface DemoContext {
   root: string;
   dir: string;
   def: ModelDef;
+  /** The backbone's reference, or null when each seed trains its own from scratch. */
+  backbone: string | null;
   train: ImageDataset;
   test: ImageDataset;
   threads?: number;
@@ -204,6 +215,9 @@ type FusedArms = Record<'label-free' | 'label-free-cf' | 'label-aug', FusedDenoi
 
 async function demoContext(opts: DemoOptions): Promise<DemoContext> {
   const s = { ...demoSettings(opts.quick ?? false), ...opts.settings };
+  // A shipped or given backbone fixes the preset; it is loaded (and checked) before any work.
+  const def = s.backbone ? loadBackbone(s.backbone).def : getPreset(s.preset);
+  s.preset = def.name;
   const root = opts.root ?? 'runs';
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = join(root, stamp);
@@ -214,7 +228,6 @@ async function demoContext(opts: DemoOptions): Promise<DemoContext> {
     opts.onProgress?.(name);
     log({ kind: 'stage', stage: name, time: new Date().toISOString() });
   };
-  const def = getPreset(s.preset);
   const fullTrain = await loadFashionMnist('embedded', 'train');
   const test = await loadFashionMnist('embedded', 'test');
   const train =
@@ -239,6 +252,7 @@ async function demoContext(opts: DemoOptions): Promise<DemoContext> {
     root,
     dir,
     def,
+    backbone: s.backbone,
     train,
     test,
     threads: opts.threads,
@@ -463,7 +477,11 @@ async function timeArms(
 async function runSeed(ctx: DemoContext, seed: number, out: DemoRecords): Promise<void> {
   const { def, train, s, root, threads, log } = ctx;
   ctx.stage(`seed ${seed}: baseline`);
-  const base = await baseline(def, train, s, seed, root, threads, log);
+  // Each seed loads its own copy of a given backbone, so no arm can change another's start.
+  const base = ctx.backbone
+    ? loadBackbone(ctx.backbone).values
+    : await baseline(def, train, s, seed, root, threads, log);
+  if (ctx.backbone) log({ kind: 'baseline', seed, backbone: ctx.backbone });
   const baseModel = evalModelWith(def, base);
   const arms: Record<string, ArmResult> = {};
   await measureArm(ctx, arms, seed, 'baseline', baseModel);

@@ -18,8 +18,7 @@ import { gatherBatch, type ImageDataset } from '../data/dataset.js';
 import type { ConversionPlan } from '../denoise/plan.js';
 import { verifyFusion } from '../denoise/verify.js';
 import { evaluateModel } from '../eval/evaluate.js';
-import type { ParamStore } from '../models/params.js';
-import { INPUT_NAME, type ModelDef } from '../models/types.js';
+import { INPUT_NAME } from '../models/types.js';
 import type { Model } from '../onnx/ir.js';
 import { readModel, writeModel } from '../onnx/serialize.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
@@ -27,6 +26,7 @@ import { SessionCache } from '../runtime/session-cache.js';
 import type { ComputeRecord } from '../train/compute.js';
 import { writeJsonAtomic } from '../util/atomic-write.js';
 import { DataError } from '../util/errors.js';
+import type { Backbone } from './backbone.js';
 import type { ArmCompute, TrainingCurve } from './study-report.js';
 import { type ModelScores, scoresFromJson, scoresToJson } from './study-stats.js';
 
@@ -49,17 +49,6 @@ export function settingsHash(v: unknown): string {
     .update(JSON.stringify(canon(v)))
     .digest('hex')
     .slice(0, 16);
-}
-
-/** The backbone of a study: its preset, weights and where they came from. */
-export interface Backbone {
-  ref: string;
-  def: ModelDef;
-  values: ParamStore;
-  model: Model;
-  /** Hash of the weights (the zoo's sha256, or of the values). */
-  identity: string;
-  manifestAcc1?: number;
 }
 
 /** The images a study uses (all subsets of one data source, drawn by a fixed seed). */

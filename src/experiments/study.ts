@@ -18,7 +18,6 @@
  * (src/experiments/study-context.ts). A killed study, run again with the same settings,
  * continues where it stopped. The arms are in src/experiments/study-arms.ts.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -26,11 +25,7 @@ import { type CorruptionName, CORRUPTION_NAMES } from '../data/corruptions.js';
 import { type ImageDataset, subset } from '../data/dataset.js';
 import { FMNIST_DEFAULT_PATH, loadFashionMnist } from '../data/fashion-mnist.js';
 import { planConversion } from '../denoise/plan.js';
-import { ParamStore } from '../models/params.js';
-import { getPreset } from '../models/registry.js';
-import { modelWithWeights } from '../models/weights.js';
-import { isZooRef, loadZooModel, zooEntries, zooRoot } from '../models/zoo.js';
-import { loadCheckpoint, resolveCheckpointDir } from '../train/checkpoint.js';
+import { zooEntries } from '../models/zoo.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
 import { DataError, UsageError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
@@ -42,13 +37,8 @@ import {
   labelFreeArm,
   noArms,
 } from './study-arms.js';
-import {
-  type Backbone,
-  Interrupted,
-  settingsHash,
-  StudyContext,
-  type StudyData,
-} from './study-context.js';
+import { loadBackbone } from './backbone.js';
+import { Interrupted, settingsHash, StudyContext, type StudyData } from './study-context.js';
 import {
   type ArmCompute,
   conclusions,
@@ -141,37 +131,6 @@ export function defaultBackbone(): string {
   const have = zooEntries();
   if (have.includes('vit-tiny-fmnist')) return 'zoo:vit-tiny-fmnist';
   return have.length ? `zoo:${have[0]}` : '';
-}
-
-/** The backbone: a zoo entry (sha256-checked) or a pretrain checkpoint. */
-function loadBackbone(ref: string): Backbone {
-  if (!ref)
-    throw new UsageError(
-      `no backbone: the zoo (${zooRoot()}) has no entry; pass --backbone zoo:<preset> or a pretrain output folder`,
-    );
-  if (isZooRef(ref)) {
-    const z = loadZooModel(ref);
-    return {
-      ref,
-      def: z.def,
-      values: z.values,
-      model: z.model,
-      identity: z.manifest.sha256,
-      manifestAcc1: z.manifest.acc1,
-    };
-  }
-  if (!existsSync(ref))
-    throw new UsageError(`--backbone ${ref}: not zoo:<preset> and no such folder`);
-  const ck = loadCheckpoint(resolveCheckpointDir(ref));
-  const def = getPreset(ck.state.preset, ck.state.presetOptions ?? {});
-  const values = ParamStore.fromTensors(ck.tensors);
-  const h = createHash('sha256');
-  for (const n of [...values.names()].sort()) {
-    h.update(n);
-    const d = values.get(n).data;
-    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-  }
-  return { ref, def, values, model: modelWithWeights(def, values), identity: h.digest('hex') };
 }
 
 function resolveData(data: string): string {

@@ -222,6 +222,12 @@ describe('numeric flags: out of range is a one-line UsageError naming the flag, 
       'decreasing betas',
       /smaller than --beta-end 0\.1/,
     );
+    assertRefused(
+      await parse(['demo', '--from-scratch', '--backbone', 'zoo:resnet-tiny-fmnist'], 'demo'),
+      '--from-scratch',
+      'a backbone to start from and none',
+      /cannot be given with --backbone/,
+    );
   });
 });
 

@@ -3,7 +3,7 @@
 // topology and FLOPs, DenoiseRep~ costing extra parameters and FLOPs, the run folder
 // written, and the baseline reused by the next run.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -13,7 +13,9 @@ import { ARMS } from '../../src/experiments/table.js';
 const root = mkdtempSync(join(tmpdir(), 'denoiserep-demo-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
+// From scratch (`--from-scratch`): the shipped ViT would make this test minutes long.
 const settings = {
+  backbone: null,
   preset: 'mlp-fmnist',
   trainImages: 300,
   pretrainEpochs: 1,
@@ -93,5 +95,43 @@ describe('demo', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(log.some((r) => r.kind === 'baseline' && typeof r.reused === 'string'));
     assert.ok(!log.some((r) => r.stage === 'pretrain'));
+  });
+
+  test('a given backbone: every seed starts from its weights, none is trained', async () => {
+    const first = readdirSync(join(root, 'baselines'));
+    assert.equal(first.length, 1);
+    const backbone = join(root, 'baselines', first[0]!);
+    const res = await runDemo({
+      root,
+      seeds: [0, 1],
+      threads: 1,
+      settings: { ...settings, backbone, preset: 'vit-tiny-fmnist', extraEpochs: 1 },
+    });
+    assert.equal(res.settings.preset, 'mlp-fmnist', "the backbone's preset, not the setting");
+    const log = readFileSync(join(res.dir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      log.filter((r) => r.kind === 'baseline').map((r) => [r.seed, r.backbone]),
+      [
+        [0, backbone],
+        [1, backbone],
+      ],
+    );
+    assert.ok(!log.some((r) => r.stage === 'pretrain'));
+    assert.deepEqual(readdirSync(join(root, 'baselines')), first, 'no baseline was trained');
+    // Both seeds measure the same baseline: the weights were not changed by seed 0's arms.
+    assert.equal(res.runs[0]!.baseline!.acc1, res.runs[1]!.baseline!.acc1);
+    assert.equal(res.runs[0]!.baseline!.mAP, res.runs[1]!.baseline!.mAP);
+  });
+
+  test('a missing backbone is refused before the run folder is made', async () => {
+    const before = readdirSync(root).sort();
+    await assert.rejects(
+      runDemo({ root, settings: { ...settings, backbone: join(root, 'nope') } }),
+      /--backbone .*nope: not zoo:<preset> and no such folder/,
+    );
+    assert.deepEqual(readdirSync(root).sort(), before);
   });
 });
