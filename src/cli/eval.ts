@@ -64,7 +64,8 @@ export function evalCommand(program: Command): void {
     });
     // A shipped model states what it scored when it was made: print both.
     const manifest = isZooRef(arg) ? readZooManifest(arg) : undefined;
-    const pct = (x: number) => 100 * x;
+    // 12 significant digits: 91.1, not 91.10000000000001 (k/n times 100 in binary).
+    const pct = (x: number) => Number((100 * x).toPrecision(12));
     const json = {
       model: arg,
       task: o.task,
