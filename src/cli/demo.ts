@@ -14,8 +14,7 @@ export function demoCommand(program: Command): void {
       )
       .option(
         '--backbone <ref>',
-        'the trained backbone every arm starts from: zoo:<preset> or a pretrain output folder',
-        'zoo:vit-tiny-fmnist',
+        'the trained backbone every arm starts from: zoo:<preset> or a pretrain output folder (default: zoo:vit-tiny-fmnist, else the first zoo entry)',
       )
       .option(
         '--from-scratch',
@@ -30,27 +29,24 @@ export function demoCommand(program: Command): void {
       .option('--seeds <n>', 'number of seeds (mean ± std over seeds 0..n-1)', intArg('--seeds'), 1)
       .option('--out <dir>', 'runs folder', 'runs'),
   ).action(
-    async (
-      o: {
-        backbone: string;
-        fromScratch: boolean;
-        quick: boolean;
-        seeds: number;
-        out: string;
-        json: boolean;
-        threads: number;
-      },
-      cmd: Command,
-    ) => {
+    async (o: {
+      backbone?: string;
+      fromScratch: boolean;
+      quick: boolean;
+      seeds: number;
+      out: string;
+      json: boolean;
+      threads: number;
+    }) => {
       if (existsSync(o.out) && !statSync(o.out).isDirectory())
         throw new UsageError(`--out ${o.out} is a file; give the runs folder`);
-      if (o.fromScratch && cmd.getOptionValueSource('backbone') === 'cli')
+      if (o.fromScratch && o.backbone !== undefined)
         throw new UsageError(
           '--from-scratch trains the backbone: it cannot be given with --backbone',
         );
       const res = await runDemo({
         quick: o.quick,
-        settings: { backbone: o.fromScratch ? null : o.backbone },
+        settings: o.fromScratch ? { backbone: null } : o.backbone ? { backbone: o.backbone } : {},
         seeds: Array.from({ length: o.seeds }, (_, i) => i),
         threads: o.threads,
         root: o.out,

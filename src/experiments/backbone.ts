@@ -7,7 +7,7 @@ import { ParamStore } from '../models/params.js';
 import { getPreset } from '../models/registry.js';
 import type { ModelDef } from '../models/types.js';
 import { modelWithWeights } from '../models/weights.js';
-import { isZooRef, loadZooModel, zooRoot } from '../models/zoo.js';
+import { isZooRef, loadZooModel, zooEntries, zooRoot } from '../models/zoo.js';
 import type { Model } from '../onnx/ir.js';
 import { loadCheckpoint, resolveCheckpointDir } from '../train/checkpoint.js';
 import { UsageError } from '../util/errors.js';
@@ -57,4 +57,11 @@ export function loadBackbone(ref: string, flag = '--backbone'): Backbone {
     h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
   return { ref, def, values, model: modelWithWeights(def, values), identity: h.digest('hex') };
+}
+
+/** The shipped ViT when the zoo has it, else the first entry, else none. */
+export function defaultBackbone(): string {
+  const have = zooEntries();
+  if (have.includes('vit-tiny-fmnist')) return 'zoo:vit-tiny-fmnist';
+  return have.length ? `zoo:${have[0]}` : '';
 }

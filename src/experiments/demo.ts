@@ -25,15 +25,17 @@ import { SessionCache } from '../runtime/session-cache.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { evalModelWith, type SupervisedConfig, trainSupervised } from '../train/loop.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
+import { UsageError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { loadBackbone } from './backbone.js';
+import { defaultBackbone, loadBackbone } from './backbone.js';
 import { ARMS, type ArmResult, markdownTable, summarizeArms, type SummaryTable } from './table.js';
 
 /** Settings of one demo run; `quick` shrinks every stage. */
 export interface DemoSettings {
   /**
    * The trained backbone every arm starts from: `zoo:<preset>` (default: the shipped
-   * `zoo:vit-tiny-fmnist`) or a pretrain output folder; null trains `preset` from scratch
+   * `zoo:vit-tiny-fmnist` when the zoo has it, else its first entry) or a pretrain output
+   * folder; null trains `preset` from scratch
    * on the subset (`pretrainEpochs` at `pretrainLr`), as `--from-scratch` does.
    */
   backbone: string | null;
@@ -57,7 +59,7 @@ export interface DemoSettings {
 
 export function demoSettings(quick: boolean): DemoSettings {
   return {
-    backbone: 'zoo:vit-tiny-fmnist',
+    backbone: defaultBackbone(),
     preset: 'vit-tiny-fmnist',
     trainImages: quick ? 2000 : 10000,
     pretrainEpochs: quick ? 3 : 6,
@@ -216,7 +218,11 @@ type FusedArms = Record<'label-free' | 'label-free-cf' | 'label-aug', FusedDenoi
 async function demoContext(opts: DemoOptions): Promise<DemoContext> {
   const s = { ...demoSettings(opts.quick ?? false), ...opts.settings };
   // A shipped or given backbone fixes the preset; it is loaded (and checked) before any work.
-  const def = s.backbone ? loadBackbone(s.backbone).def : getPreset(s.preset);
+  if (s.backbone === '')
+    throw new UsageError(
+      'no backbone: the zoo has no entry; pass --backbone zoo:<preset> or a pretrain output folder, or --from-scratch',
+    );
+  const def = s.backbone !== null ? loadBackbone(s.backbone).def : getPreset(s.preset);
   s.preset = def.name;
   const root = opts.root ?? 'runs';
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');

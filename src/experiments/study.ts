@@ -25,7 +25,6 @@ import { type CorruptionName, CORRUPTION_NAMES } from '../data/corruptions.js';
 import { type ImageDataset, subset } from '../data/dataset.js';
 import { FMNIST_DEFAULT_PATH, loadFashionMnist } from '../data/fashion-mnist.js';
 import { planConversion } from '../denoise/plan.js';
-import { zooEntries } from '../models/zoo.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
 import { DataError, UsageError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
@@ -37,7 +36,7 @@ import {
   labelFreeArm,
   noArms,
 } from './study-arms.js';
-import { loadBackbone } from './backbone.js';
+import { defaultBackbone, loadBackbone } from './backbone.js';
 import { Interrupted, settingsHash, StudyContext, type StudyData } from './study-context.js';
 import {
   type ArmCompute,
@@ -124,13 +123,6 @@ export function studySettings(quick: boolean): StudySettings {
     resamples: quick ? 1000 : 2000,
     dataSeed: 0,
   };
-}
-
-/** The shipped ViT when the zoo has it, else the first entry, else none. */
-export function defaultBackbone(): string {
-  const have = zooEntries();
-  if (have.includes('vit-tiny-fmnist')) return 'zoo:vit-tiny-fmnist';
-  return have.length ? `zoo:${have[0]}` : '';
 }
 
 function resolveData(data: string): string {

@@ -7,7 +7,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { defaultBackbone } from '../../src/experiments/backbone.js';
 import { runDemo } from '../../src/experiments/demo.js';
+import { zooEntries } from '../../src/models/zoo.js';
+import { UsageError } from '../../src/util/errors.js';
 import { ARMS } from '../../src/experiments/table.js';
 
 const root = mkdtempSync(join(tmpdir(), 'denoiserep-demo-'));
@@ -133,5 +136,30 @@ describe('demo', () => {
       /--backbone .*nope: not zoo:<preset> and no such folder/,
     );
     assert.deepEqual(readdirSync(root).sort(), before);
+  });
+
+  test('the default backbone: the shipped ViT, else the first zoo entry; an empty zoo is refused', async () => {
+    const saved = process.env.DENOISEREP_ZOO;
+    const empty = mkdtempSync(join(root, 'zoo-'));
+    try {
+      process.env.DENOISEREP_ZOO = empty;
+      assert.equal(defaultBackbone(), '');
+      const { backbone, ...scratch } = settings;
+      assert.equal(backbone, null);
+      const before = readdirSync(root).sort();
+      await assert.rejects(
+        runDemo({ root, settings: scratch }),
+        (e) => e instanceof UsageError && /zoo has no entry.*--from-scratch/.test(e.message),
+      );
+      assert.deepEqual(readdirSync(root).sort(), before);
+    } finally {
+      if (saved === undefined) delete process.env.DENOISEREP_ZOO;
+      else process.env.DENOISEREP_ZOO = saved;
+    }
+    const shipped = zooEntries();
+    assert.equal(
+      defaultBackbone(),
+      shipped.includes('vit-tiny-fmnist') ? 'zoo:vit-tiny-fmnist' : `zoo:${shipped[0]}`,
+    );
   });
 });
