@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { writeDenoisers } from '../denoise/denoiser-file.js';
 import { describePlan } from '../denoise/fit.js';
+import { assertFiniteLayers } from '../denoise/fuse.js';
 import { initDenoisers, planConversion } from '../denoise/plan.js';
 import type { TimestepMode } from '../denoise/schedule.js';
 import { labelFreeGraph } from '../denoise/train.js';
@@ -59,6 +60,7 @@ export function convertCommand(program: Command): void {
         untie: o.untie,
         source,
       });
+      assertFiniteLayers(model, plan);
       const values = initDenoisers(plan, o.seed);
       writeDenoisers(o.out, plan, o.layers, values, { model: source });
       if (o.graphOut) writeModel(o.graphOut, labelFreeGraph(model, plan, values, o.seed + 1).model);

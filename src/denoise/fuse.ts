@@ -1,4 +1,4 @@
-import { ModelError, SharedTensorError } from '../util/errors.js';
+import { ModelError, NonFiniteError, SharedTensorError } from '../util/errors.js';
 import { cloneGraph, type Graph, type Model, type Node, producers } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import type { Rng } from '../util/rng.js';
@@ -261,6 +261,13 @@ export function fuseWithReport(
         copies,
       );
     }
+    // A NaN or Inf in a weight or a denoiser would spread through the fused layer unseen.
+    assertFinite(w.tensor.data, `weight '${L.weight}' of layer '${L.name}'`, L.weight);
+    if (b) assertFinite(b.tensor.data, `bias '${L.bias}' of layer '${L.name}'`, L.bias!);
+    for (const n of Object.values(p.names)) {
+      const t = values.get(n);
+      if (t) assertFinite(t.data, `denoiser tensor '${n}'`, n);
+    }
     const wd = tensorOf(values, p.names.weight, p)!;
     const bias = b ? (b.tensor.data as Float32Array) : null;
     let newWeight: Float32Array;
@@ -315,6 +322,8 @@ export function fuseWithReport(
       newBias = fused.bias;
       biasIsZero = fused.biasIsZero;
     }
+    assertFinite(newWeight, `fused weight of layer '${L.name}' (overflow)`, L.weight);
+    assertFinite(newBias, `fused bias of layer '${L.name}' (overflow)`, L.bias ?? L.weight);
     graph.initializers.set(w.init, float32([...w.tensor.dims], newWeight));
     if (b) graph.initializers.set(b.init, float32([...b.tensor.dims], newBias));
     else if (!biasIsZero) {
@@ -328,6 +337,40 @@ export function fuseWithReport(
     model: { ...model, graph },
     report: { copies, addedParameters: added(), untiedParameters: added('tied') },
   };
+}
+
+/**
+ * Checks the stored weights and biases of every planned layer: a NaN or ±Inf is a
+ * NonFiniteError naming the tensor and the layer, raised before any statistics are taken.
+ * @param model - the model the plan belongs to
+ * @param plan - the layers to check
+ */
+export function assertFiniteLayers(model: Model, plan: ConversionPlan): void {
+  for (const { layer: L } of plan.layers)
+    for (const [role, name] of [
+      ['weight', L.weight],
+      ['bias', L.bias],
+    ] as const) {
+      const t = name ? model.graph.initializers.get(name) : undefined;
+      if (t) assertFinite(t.data, `${role} '${name}' of layer '${L.name}'`, name!);
+    }
+}
+
+/**
+ * Throws a NonFiniteError naming the tensor when `data` holds a NaN or ±Inf.
+ * @param data - the values
+ * @param what - the tensor in words, for the message
+ * @param tensor - its name, for the error's detail
+ */
+export function assertFinite(data: Tensor['data'], what: string, tensor: string): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = Number(data[i]);
+    if (!Number.isFinite(v))
+      throw new NonFiniteError(`${what} is not finite: element ${i} is ${v}`, {
+        what: 'tensor',
+        tensor,
+      });
+  }
 }
 
 /**

@@ -15,7 +15,7 @@ import { checkOutputPaths, type FlagPath } from '../../util/output-paths.js';
 import type { MomentAccumulator } from '../closed-form.js';
 import type { LayerReport } from '../diagnostics.js';
 import { type ClosedFormReport, mergeMoments, readMoments, writeMoments } from '../fit.js';
-import type { FuseReport, TensorCopy } from '../fuse.js';
+import { assertFiniteLayers, type FuseReport, type TensorCopy } from '../fuse.js';
 import {
   collectStatistics,
   type FitMethod,
@@ -308,6 +308,7 @@ async function loadFitInputs(modelArg: string, o: FitOptions, s: FitSettings): P
     untie: o.untie ?? false,
     source,
   });
+  assertFiniteLayers(model, plan); // before the statistics pass, not after it
   const input = imageInput(model, source);
   // From statistics, images are optional: they only verify the fused model.
   if (s.fromStats && !o.images && !o.data) return { model, source, plan, skipped: 0 };
