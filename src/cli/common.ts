@@ -67,16 +67,6 @@ export function listArg(
   }, range);
 }
 
-/** Parses `i/n` shard notation. */
-export function parseShard(v: string): { index: number; count: number } {
-  const m = /^(\d+)\/(\d+)$/.exec(v);
-  if (!m) throw new UsageError(`--shard must look like i/n (e.g. 0/4), got '${v}'`);
-  const index = Number(m[1]);
-  const count = Number(m[2]);
-  if (count < 1 || index >= count) throw new UsageError(`--shard ${v}: need 0 <= i < n`);
-  return { index, count };
-}
-
 /** Prints a result as JSON or as readable text. */
 export function emit(json: boolean, obj: unknown, text: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(obj)}\n` : `${text()}\n`);
