@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { zooEntries } from '../../src/models/zoo.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'denoiserep-pack-'));
@@ -78,15 +79,20 @@ describe('npm pack', () => {
       'dist/cli/index.js',
       'package.json',
       'README.md',
+      'LICENSE',
       'data/fashion-mnist/train-images-idx3-ubyte.gz',
       'data/fashion-mnist/t10k-labels-idx1-ubyte.gz',
       'data/fashion-mnist/LICENSE',
     ])
       assert.ok(paths.includes(need), `missing ${need}`);
+    // Every shipped backbone: its weights and manifest.
+    for (const entry of zooEntries(join(repo, 'zoo')))
+      for (const f of ['manifest.json', 'model.safetensors'])
+        assert.ok(paths.includes(`zoo/${entry}/${f}`), `missing zoo/${entry}/${f}`);
     const top = new Set(paths.map((p) => (p.includes('/') ? p.split('/')[0]! : p)));
     assert.deepEqual(
       [...top].filter(
-        (p) => !['bin', 'dist', 'data', 'package.json', 'README.md', 'LICENSE'].includes(p),
+        (p) => !['bin', 'dist', 'data', 'zoo', 'package.json', 'README.md', 'LICENSE'].includes(p),
       ),
       [],
     );
@@ -144,6 +150,13 @@ describe('installed in an empty folder', () => {
     const info = JSON.parse(i.stdout) as { selected: number; flopsPerImage: number };
     assert.equal(info.selected, 26); // patch embedding, 6 x (qkv, proj, fc1, fc2), head
     assert.equal(info.flopsPerImage, 86_526_464);
+
+    // A shipped backbone, found in the installed package and checked against its sha256.
+    for (const entry of zooEntries(join(repo, 'zoo'))) {
+      const z = sh('npx', ['--no-install', 'denoiserep', 'inspect', `zoo:${entry}`, '--json'], app);
+      assert.equal(z.status, 0, z.stderr);
+      assert.ok((JSON.parse(z.stdout) as { selected: number }).selected > 0, entry);
+    }
 
     // The embedded Fashion-MNIST subset is found inside the installed package.
     const e = sh(
