@@ -8,6 +8,7 @@ import { castGrad } from './Cast_grad.js';
 import { clipGrad } from './Clip_grad.js';
 import { concatGrad } from './Concat_grad.js';
 import { convGrad } from './Conv_grad.js';
+import { cosGrad } from './Cos_grad.js';
 import { divGrad } from './Div_grad.js';
 import { dropoutGrad } from './Dropout_grad.js';
 import { eluGrad } from './Elu_grad.js';
@@ -41,7 +42,9 @@ import { reduceSumGrad } from './ReduceSum_grad.js';
 import { reduceSumSquareGrad } from './ReduceSumSquare_grad.js';
 import { reluGrad } from './Relu_grad.js';
 import { reshapeGrad } from './Reshape_grad.js';
+import { resizeGrad } from './Resize_grad.js';
 import { sigmoidGrad } from './Sigmoid_grad.js';
+import { sinGrad } from './Sin_grad.js';
 import { sliceGrad } from './Slice_grad.js';
 import { softmaxGrad } from './Softmax_grad.js';
 import { softplusGrad } from './Softplus_grad.js';
@@ -97,6 +100,10 @@ export const ALL_GRAD_RULES: readonly GradRule[] = [
   sumGrad,
   tanhGrad,
   whereGrad,
+  // time embedding and upsampling (the diffusion U-Net)
+  cosGrad,
+  sinGrad,
+  resizeGrad,
   // shape and indexing (helper B)
   concatGrad,
   expandGrad,
