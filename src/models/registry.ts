@@ -11,6 +11,7 @@ import {
   LOGITS_NAME,
   type ModelDef,
 } from './types.js';
+import { unet, type UNetDef } from './unet.js';
 import { vit } from './vit.js';
 
 export interface PresetOptions {
@@ -174,6 +175,69 @@ const PRESETS: Record<string, Preset> = {
       'resnet50',
     ),
 };
+
+/**
+ * Denoising U-Net presets (DDPM). `ddpm-unet-fmnist`: 28x28x1, widths 32/64/128 at
+ * 28/14/7, one residual block per level, self-attention at 7x7 (and in the middle),
+ * GroupNorm with 8 groups. `ddpm-unet-micro`: an 8x8 one for tests.
+ */
+const DIFFUSION_PRESETS: Record<string, () => UNetDef> = {
+  'ddpm-unet-fmnist': () =>
+    unet(
+      {
+        imageSize: 28,
+        channels: 1,
+        widths: [32, 64, 128],
+        numRes: 1,
+        attnLevels: [2],
+        groups: 8,
+        heads: 4,
+        timeDim: 32,
+        dropout: 0,
+      },
+      'ddpm-unet-fmnist',
+    ),
+  'ddpm-unet-micro': () =>
+    unet(
+      {
+        imageSize: 8,
+        channels: 1,
+        widths: [4, 8],
+        numRes: 1,
+        attnLevels: [1],
+        groups: 2,
+        heads: 2,
+        timeDim: 8,
+        dropout: 0,
+      },
+      'ddpm-unet-micro',
+    ),
+};
+
+/** Names of the diffusion (U-Net) presets. */
+export function diffusionPresetNames(): string[] {
+  return Object.keys(DIFFUSION_PRESETS);
+}
+
+/** Whether `name` is a diffusion (U-Net) preset. */
+export function isDiffusionPreset(name: string): boolean {
+  return Object.hasOwn(DIFFUSION_PRESETS, name);
+}
+
+/**
+ * A denoising U-Net by preset name.
+ * @example
+ * const def = getDiffusionPreset('ddpm-unet-fmnist');
+ */
+export function getDiffusionPreset(name: string): UNetDef {
+  const p = DIFFUSION_PRESETS[name];
+  if (!p) {
+    throw new UsageError(
+      `unknown diffusion preset '${name}' (presets: ${diffusionPresetNames().join(', ')})`,
+    );
+  }
+  return p();
+}
 
 /** Names of every preset. */
 export function presetNames(): string[] {

@@ -23,7 +23,7 @@ export interface BackboneGraph {
 /** A named model architecture with its configuration. */
 export interface ModelDef {
   name: string;
-  family: 'vit' | 'resnet' | 'mlp';
+  family: 'vit' | 'resnet' | 'mlp' | 'probe';
   /** [C, H, W] */
   inputShape: [number, number, number];
   numClasses: number;
