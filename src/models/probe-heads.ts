@@ -40,7 +40,7 @@ export function linearProbeDef(
 /**
  * An attention-pooling probe on a block's activation map: input [C, g, g] (pooled to a
  * g x g grid), standardised per channel by `norm`, flattened to g² tokens plus a learned
- * position embedding (`pos_embed`), LayerNorm (`norm`), multi-head attention pooling
+ * position embedding (`pos_embed`), multi-head attention pooling
  * (`pool`), LayerNorm (`norm_out`) and a linear `head`.
  * @param channels - C
  * @param grid - g
@@ -68,8 +68,9 @@ export function attentionProbeDef(
     build(ctx: LayerContext, input: Value) {
       const { b } = ctx;
       const pos = b.param('pos_embed', [1, tokens, channels], { kind: 'truncNormal', std: 0.02 });
-      let x = b.add(b.transpose(b.reshape(input, [-1, channels, tokens]), [0, 2, 1]), pos);
-      x = layerNorm(ctx, x, 'norm', channels);
+      // No LayerNorm before the pooling: the input is already standardised per channel, and
+      // normalising each token would scale noise-only tokens up to the size of salient ones.
+      const x = b.add(b.transpose(b.reshape(input, [-1, channels, tokens]), [0, 2, 1]), pos);
       const pooled = b.scope('pool', () => attentionPool(ctx, x, channels, heads));
       const feature = layerNorm(ctx, pooled, 'norm_out', channels);
       return classifierHead(ctx, feature, channels, numClasses, { bnneck: false, name: 'head' });
