@@ -12,6 +12,8 @@ import { fitCommand } from './fit.js';
 import { fuseCommand } from './fuse.js';
 import { inspectCommand } from './inspect.js';
 import { pretrainCommand } from './pretrain.js';
+import { probeCommand } from './probe.js';
+import { sampleCommand } from './sample.js';
 import { studyCommand } from './study.js';
 import { verifyCommand } from './verify.js';
 
@@ -93,6 +95,8 @@ export function buildProgram(): Command {
   verifyCommand(program);
   exportWeightsCommand(program);
   studyCommand(program);
+  sampleCommand(program);
+  probeCommand(program);
   return program;
 }
 

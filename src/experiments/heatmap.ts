@@ -31,7 +31,7 @@ export function heatmapSvg(
   const cw = 72;
   const ch = 30;
   const m = { l: 90, t: 56, r: 20, b: 50 };
-  const W = m.l + cw * ts.length + m.r;
+  const W = Math.max(560, m.l + cw * ts.length + m.r);
   const H = m.t + ch * blocks.length + m.b;
   const colour = (v: number) => {
     const f = hi > lo ? (v - lo) / (hi - lo) : 1;

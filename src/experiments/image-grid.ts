@@ -38,7 +38,7 @@ export async function imageGridPng(
       }
     }
   }
-  return sharp(out, { raw: { width: W, height: H, channels: c } })
-    .png()
-    .toBuffer();
+  const img = sharp(out, { raw: { width: W, height: H, channels: c } });
+  // Grey images stay one-channel PNGs (sharp would otherwise write RGB).
+  return (c === 1 ? img.toColourspace('b-w') : img).png().toBuffer();
 }

@@ -179,7 +179,8 @@ const PRESETS: Record<string, Preset> = {
 /**
  * Denoising U-Net presets (DDPM). `ddpm-unet-fmnist`: 28x28x1, widths 32/64/128 at
  * 28/14/7, one residual block per level, self-attention at 7x7 (and in the middle),
- * GroupNorm with 8 groups. `ddpm-unet-micro`: an 8x8 one for tests.
+ * GroupNorm with 8 groups. `ddpm-unet-micro` (8x8) and `ddpm-unet-fmnist-micro` (28x28,
+ * widths 8/16): small ones for tests and smoke runs.
  */
 const DIFFUSION_PRESETS: Record<string, () => UNetDef> = {
   'ddpm-unet-fmnist': () =>
@@ -211,6 +212,21 @@ const DIFFUSION_PRESETS: Record<string, () => UNetDef> = {
         dropout: 0,
       },
       'ddpm-unet-micro',
+    ),
+  'ddpm-unet-fmnist-micro': () =>
+    unet(
+      {
+        imageSize: 28,
+        channels: 1,
+        widths: [8, 16],
+        numRes: 1,
+        attnLevels: [1],
+        groups: 4,
+        heads: 2,
+        timeDim: 8,
+        dropout: 0,
+      },
+      'ddpm-unet-fmnist-micro',
     ),
 };
 

@@ -1,0 +1,176 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { subset } from '../data/dataset.js';
+import { DDPM_MODEL_FILE, loadDiffusionModel } from '../diffusion/load.js';
+import { ATTENTION_PROBE, LINEAR_PROBE, type ProbeConfig } from '../experiments/probe.js';
+import {
+  type ProbeSource,
+  runProbe,
+  runSweep,
+  SWEEP_TS,
+  sweepDir,
+} from '../experiments/probe-run.js';
+import { isDiffusionPreset } from '../models/registry.js';
+import { readModel } from '../onnx/serialize.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { UsageError } from '../util/errors.js';
+import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
+import { loadEvalModel } from './eval.js';
+import { loadTrainTest } from './pretrain.js';
+
+interface ProbeOptions {
+  data: string;
+  t?: number;
+  block?: string;
+  head: string;
+  grid: number;
+  heads: number;
+  sweep: boolean;
+  ts: string;
+  blocks: string;
+  out?: string;
+  epochs?: number;
+  lr?: number;
+  weightDecay?: number;
+  batchSize?: number;
+  trainImages?: number;
+  json: boolean;
+  seed: number;
+  threads: number;
+}
+
+/** Whether a model argument is one of this project's diffusion U-Nets. */
+async function isUNet(arg: string): Promise<boolean> {
+  if (statSync(arg).isDirectory()) {
+    if (existsSync(join(arg, DDPM_MODEL_FILE))) return isUNet(join(arg, DDPM_MODEL_FILE));
+    return isDiffusionPreset(loadCheckpoint(arg).state.preset);
+  }
+  return isDiffusionPreset((await readModel(arg)).metadata.preset ?? '');
+}
+
+async function resolveSource(arg: string): Promise<ProbeSource> {
+  if (arg === 'pixels') return { kind: 'pixels' };
+  if (!existsSync(arg)) throw new UsageError(`no such model or run folder: ${arg}`);
+  if (await isUNet(arg)) return { kind: 'unet', unet: await loadDiffusionModel(arg), path: arg };
+  return { kind: 'backbone', model: await loadEvalModel(arg), path: arg };
+}
+
+/** `denoiserep probe`: linear / attention probes of diffusion features, and baselines. */
+export function probeCommand(program: Command): void {
+  withCommon(
+    program
+      .command('probe')
+      .description('probe frozen features: a DDPM U-Net block at step t, raw pixels, or a backbone')
+      .argument(
+        '<source>',
+        "a DDPM U-Net (model.onnx, run folder), 'pixels', or a backbone (.onnx, pretrain folder)",
+      )
+      .option('--data <src>', 'embedded, fashion-mnist or an IDX folder', 'fashion-mnist')
+      .option(
+        '--t <n>',
+        "noise step (0: clean input); default: the sweep's best",
+        parseIntArg('--t', 0),
+      )
+      .option('--block <name>', "U-Net block (down.<l>, mid, up.<l>); default: the sweep's best")
+      .option('--head <kind>', 'linear (mean-pooled) or attention (pooled to a grid)', 'linear')
+      .option(
+        '--grid <g>',
+        'attention head: pool the block to g x g tokens',
+        parseIntArg('--grid', 1),
+        4,
+      )
+      .option('--heads <n>', 'attention head: heads', parseIntArg('--heads', 1), 4)
+      .option('--sweep', 'linear probes over --ts x --blocks, with a heatmap', false)
+      .option('--ts <list>', 'sweep steps', SWEEP_TS.join(','))
+      .option('--blocks <list>', "sweep blocks, or 'all'", 'all')
+      .option('--out <dir>', "sweep results folder (default: the model's folder)")
+      .option('--epochs <n>', 'probe epochs', parseIntArg('--epochs', 1))
+      .option('--lr <x>', 'probe peak learning rate', parseFloatArg('--lr'))
+      .option(
+        '--weight-decay <x>',
+        'L2 (linear) or weight decay (attention)',
+        parseFloatArg('--weight-decay'),
+      )
+      .option('--batch-size <n>', 'probe batch size', parseIntArg('--batch-size', 1))
+      .option(
+        '--train-images <n>',
+        'use only the first n training images',
+        parseIntArg('--train-images', 1),
+      ),
+  ).action(async (arg: string, o: ProbeOptions) => {
+    if (o.head !== 'linear' && o.head !== 'attention')
+      throw new UsageError(`--head must be linear or attention, got '${o.head}'`);
+    const source = await resolveSource(arg);
+    const data = await loadTrainTest(o.data);
+    const n = Math.min(o.trainImages ?? data.train.size, data.train.size);
+    const train =
+      n < data.train.size
+        ? subset(
+            data.train,
+            Array.from({ length: n }, (_, i) => i),
+          )
+        : data.train;
+    const base = o.head === 'linear' ? LINEAR_PROBE : ATTENTION_PROBE;
+    const config: ProbeConfig = {
+      ...base,
+      ...(o.epochs !== undefined && { epochs: o.epochs }),
+      ...(o.lr !== undefined && { lr: o.lr }),
+      ...(o.weightDecay !== undefined && { weightDecay: o.weightDecay }),
+      ...(o.batchSize !== undefined && { batchSize: o.batchSize }),
+      seed: o.seed,
+      threads: o.threads,
+    };
+    const say = (s: string) => (o.json ? undefined : process.stderr.write(`${s}\n`));
+    if (o.sweep) {
+      if (source.kind !== 'unet') throw new UsageError('--sweep needs a DDPM U-Net');
+      const ts = o.ts.split(',').map((s) => Number(s.trim()));
+      const blocks =
+        o.blocks === 'all' ? source.unet.def.blocks : o.blocks.split(',').map((s) => s.trim());
+      const r = await runSweep({
+        unet: source.unet,
+        train,
+        test: data.test,
+        ts,
+        blocks,
+        config,
+        outDir: o.out ?? sweepDir(arg),
+        onStage: say,
+        onCell: (c) => say(`  t=${c.t} ${c.block}: ${(100 * c.acc1).toFixed(2)}%`),
+      });
+      const best = { t: r.best.t, block: r.best.block, acc1: 100 * r.best.acc1 };
+      emit(
+        o.json,
+        { ...best, cells: r.cells, files: r.files },
+        () =>
+          `best: t=${best.t}, ${best.block}, acc@1 ${best.acc1.toFixed(2)}%\nwrote ${r.files.join(', ')}`,
+      );
+      return;
+    }
+    const r = await runProbe({
+      source,
+      train,
+      test: data.test,
+      head: o.head,
+      t: o.t,
+      block: o.block,
+      grid: o.grid,
+      heads: o.heads,
+      config,
+      onStage: say,
+    });
+    const line = { t: r.t, block: r.block, acc1: r.acc1 };
+    emit(
+      o.json,
+      {
+        ...line,
+        head: r.head,
+        chosenBy: r.chosenBy,
+        trainImages: train.size,
+        testImages: r.result.testImages,
+      },
+      () =>
+        `${r.head} probe of ${r.t === null ? r.block : `${r.block} at t=${r.t}${r.chosenBy === 'fallback' ? ' (no sweep found: default)' : r.chosenBy === 'sweep' ? " (the sweep's best)" : ''}`}: acc@1 ${r.acc1.toFixed(2)}% on ${r.result.testImages} test images (${train.size} training images)`,
+    );
+  });
+}
