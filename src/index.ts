@@ -33,3 +33,20 @@ export {
 } from './experiments/study.js';
 export type { StudyResults } from './experiments/study-report.js';
 export { study, type StudyOptions, type StudyReport } from './experiments/study-api.js';
+export * from './diffusion/index.js';
+export {
+  ATTENTION_PROBE,
+  backboneFeatures,
+  featureNorm,
+  LINEAR_PROBE,
+  pixelFeatures,
+  probeSweep,
+  trainProbe,
+  type LabelledFeatures,
+  type ProbeConfig,
+  type ProbeResult,
+  type SweepCell,
+} from './experiments/probe.js';
+export { frechetReport, generateImages, type FrechetReport } from './experiments/generate.js';
+export { heatmapSvg } from './experiments/heatmap.js';
+export { imageGridPng } from './experiments/image-grid.js';

@@ -1,5 +1,6 @@
 export * from './checkpoint.js';
 export * from './compute.js';
+export * from './ema.js';
 export * from './loop.js';
 export * from './losses.js';
 export * from './objective.js';

@@ -5,7 +5,14 @@ import { buildGradientGraph } from '../../src/autodiff/engine.js';
 import { differentiableOps, nonDifferentiableOps } from '../../src/autodiff/registry.js';
 import { initDenoisers, planConversion } from '../../src/denoise/plan.js';
 import { labelFreeGraph } from '../../src/denoise/train.js';
-import { buildBackbone, getPreset, presetNames } from '../../src/models/registry.js';
+import { ddpmTrainingGraph } from '../../src/diffusion/objective.js';
+import {
+  buildBackbone,
+  diffusionPresetNames,
+  getDiffusionPreset,
+  getPreset,
+  presetNames,
+} from '../../src/models/registry.js';
 import type { Model } from '../../src/onnx/ir.js';
 import { knownShapeOps } from '../../src/onnx/shapes.js';
 import { crossEntropy } from '../../src/train/losses.js';
@@ -134,6 +141,22 @@ describe('whole training graphs of vit-micro and resnet-micro', () => {
       const g = buildGradientGraph(lf.model, { loss: 'loss', wrt });
       assert.deepEqual(g.unreachable, []);
       assert.equal(lf.layerLosses.length, plan.layers.length);
+    });
+  }
+});
+
+describe('training graphs of the diffusion U-Nets', () => {
+  for (const name of diffusionPresetNames()) {
+    test(`${name}, DDPM loss: every op covered, every parameter reached`, () => {
+      const g = ddpmTrainingGraph(getDiffusionPreset(name));
+      const { model, params } = g.b.build();
+      const ops = new Set(model.graph.nodes.map((n) => n.opType));
+      for (const op of ['Resize', 'Sin', 'Cos', 'LayerNormalization', 'Conv', 'Softmax']) {
+        assert.ok(ops.has(op), `${name} uses ${op}`);
+      }
+      assert.deepEqual(uncovered(ops), [], 'ops with neither a gradient rule nor a mark');
+      const grad = buildGradientGraph(model, { loss: g.loss, wrt: params });
+      assert.deepEqual(grad.unreachable, []);
     });
   }
 });
