@@ -8,6 +8,7 @@ import {
   type ProbeSource,
   runProbe,
   runSweep,
+  SWEEP_FILES,
   SWEEP_TS,
   sweepDir,
 } from '../experiments/probe-run.js';
@@ -17,6 +18,7 @@ import { loadCheckpoint } from '../train/checkpoint.js';
 import { UsageError } from '../util/errors.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
 import { loadEvalModel } from './eval.js';
+import { checkOutputPaths } from './paths.js';
 import { loadTrainTest } from './pretrain.js';
 
 interface ProbeOptions {
@@ -101,6 +103,13 @@ export function probeCommand(program: Command): void {
   ).action(async (arg: string, o: ProbeOptions) => {
     if (o.head !== 'linear' && o.head !== 'attention')
       throw new UsageError(`--head must be linear or attention, got '${o.head}'`);
+    if (o.sweep) {
+      const outDir = o.out ?? sweepDir(arg);
+      checkOutputPaths(
+        arg === 'pixels' ? [] : [{ flag: '<source>', path: arg }],
+        Object.values(SWEEP_FILES).map((f) => ({ flag: '--out', path: join(outDir, f) })),
+      );
+    }
     const source = await resolveSource(arg);
     const data = await loadTrainTest(o.data);
     const n = Math.min(o.trainImages ?? data.train.size, data.train.size);

@@ -7,6 +7,7 @@ import { UsageError } from '../util/errors.js';
 import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
 import { loadEvalModel } from './eval.js';
 import { loadTrainTest } from './pretrain.js';
+import { checkOutputPaths } from './paths.js';
 import { startProgress } from './progress.js';
 
 interface SampleOptions {
@@ -52,6 +53,13 @@ export function sampleCommand(program: Command): void {
     if (o.method !== 'ddim' && o.method !== 'ddpm')
       throw new UsageError(`--method must be ddim or ddpm, got '${o.method}'`);
     if (!o.out && !o.fidModel) throw new UsageError('give --out grid.png, --fid-model, or both');
+    checkOutputPaths(
+      [
+        { flag: '<model>', path: arg },
+        ...(o.fidModel ? [{ flag: '--fid-model', path: o.fidModel }] : []),
+      ],
+      o.out ? [{ flag: '--out', path: o.out }] : [],
+    );
     const { def, values, source } = await loadDiffusionModel(arg);
     const backbone = o.fidModel ? await loadEvalModel(o.fidModel) : undefined;
     const t0 = Date.now();

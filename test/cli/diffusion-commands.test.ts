@@ -106,6 +106,9 @@ describe('denoiserep sample', () => {
     );
     assert.equal(b.code, 1);
     assert.match(b.err, /use --method ddim for fewer/);
+    const clobber = await runHere('sample', model, '--out', model, ...fast);
+    assert.equal(clobber.code, 1);
+    assert.match(clobber.err, /refusing to overwrite an input/);
     const c = await runHere('sample', resnet, '--out', join(dir, 'x.png'), ...fast);
     assert.equal(c.code, 2);
     assert.match(c.err, /not a diffusion U-Net/);
@@ -125,6 +128,10 @@ describe('denoiserep probe', () => {
 
   test('a sweep writes the heatmap; later probes default to its best cell', async () => {
     const out = join(dir, 'sweep');
+    const missing = await runHere('probe', unetDir, '--sweep', '--out', out, ...quick);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /folder .*sweep does not exist/);
+    mkdirSync(out);
     const r = await runHere(
       'probe',
       unetDir,
