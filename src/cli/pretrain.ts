@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { loadFashionMnist, FMNIST_DEFAULT_PATH } from '../data/fashion-mnist.js';
 import type { ImageDataset } from '../data/dataset.js';
 import { DataError, ResumeMismatchError, UsageError } from '../util/errors.js';
-import { getPreset } from '../models/registry.js';
+import { getPreset, isDiffusionPreset } from '../models/registry.js';
 import type { ModelDef } from '../models/types.js';
 import { expectedWeights, exportOnnx } from '../models/weights.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
@@ -12,6 +12,7 @@ import { isZooRef, loadZooModel } from '../models/zoo.js';
 import { ParamStore } from '../models/params.js';
 import { type SupervisedConfig, trainSupervised } from '../train/loop.js';
 import { emit, floatArg, intArg, withCommon } from './common.js';
+import { pretrainDdpm } from './pretrain-ddpm.js';
 import { type Progress, startProgress } from './progress.js';
 
 /**
@@ -66,6 +67,7 @@ interface PretrainOptions {
   override: boolean;
   checkpointEvery: number;
   init?: string;
+  emaDecay: number;
   json: boolean;
   seed: number;
   threads: number;
@@ -168,7 +170,10 @@ export function pretrainCommand(program: Command): void {
       .description(
         'train a backbone preset on Fashion-MNIST (checkpoints, JSONL log, final model.onnx)',
       )
-      .requiredOption('--model <preset>', 'model preset, e.g. vit-tiny-fmnist')
+      .requiredOption(
+        '--model <preset>',
+        'model preset, e.g. vit-tiny-fmnist, or a DDPM U-Net (ddpm-unet-fmnist: labels unused)',
+      )
       .option(
         '--data <src>',
         'embedded (committed subset), fashion-mnist (/usr/share/datasets/fashion-mnist) or an IDX folder',
@@ -230,10 +235,17 @@ export function pretrainCommand(program: Command): void {
         0,
       )
       .option(
+        '--ema-decay <x>',
+        'diffusion presets: largest decay of the EMA of the weights',
+        floatArg('--ema-decay'),
+        0.999,
+      )
+      .option(
         '--init <dir>',
         'start from the weights of zoo:<preset>, a checkpoint or a pretrain output folder of the same preset, with a fresh schedule and optimiser (fine-tuning)',
       ),
-  ).action(async (o: PretrainOptions) => {
+  ).action(async function (this: Command, o: PretrainOptions) {
+    if (isDiffusionPreset(o.model)) return pretrainDdpm(o, this);
     const config = pretrainConfig(o);
     const def = getPreset(o.model, { bnneck: o.task === 'reid' });
     const init = o.init === undefined ? undefined : initialStore(o.init, o.model, def);

@@ -48,20 +48,22 @@ export class Ema {
     return Math.min(this.decay, (1 + k) / (10 + k));
   }
 
-  /** Folds the current parameters into the average (call after each optimiser step). */
-  update(params: ParamStore): void {
-    const d = this.decayAt(++this.count);
+  /**
+   * Folds the current parameters into the average (call after each optimiser step).
+   * @param params - the live parameters
+   * @param step - the optimiser step just taken, 1-based (default: one more than the last);
+   *   a training loop passes its own counter, so a resumed run continues the warm-up
+   */
+  update(params: ParamStore, step = this.count + 1): void {
+    if (!Number.isInteger(step) || step < 1) {
+      throw new UsageError(`EMA step must be an integer >= 1, got ${step}`);
+    }
+    this.count = step;
+    const d = this.decayAt(step);
     for (const e of this.store.entries()) {
       const w = params.get(e.name).data;
       const a = e.data;
       for (let i = 0; i < a.length; i++) a[i] = d * a[i]! + (1 - d) * w[i]!;
     }
-  }
-
-  /** Restores the update count (the values come back through {@link Ema.store}). */
-  setUpdates(k: number): void {
-    if (!Number.isInteger(k) || k < 0)
-      throw new UsageError(`EMA update count must be >= 0, got ${k}`);
-    this.count = k;
   }
 }
