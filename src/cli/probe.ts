@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { subset } from '../data/dataset.js';
 import { DDPM_MODEL_FILE, loadDiffusionModel } from '../diffusion/load.js';
 import { ATTENTION_PROBE, LINEAR_PROBE, type ProbeConfig } from '../experiments/probe.js';
@@ -16,7 +16,7 @@ import { isDiffusionPreset } from '../models/registry.js';
 import { readModel } from '../onnx/serialize.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { UsageError } from '../util/errors.js';
-import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
+import { emit, floatArg, intArg, listArg, withCommon } from './common.js';
 import { loadEvalModel } from './eval.js';
 import { checkOutputPaths } from './paths.js';
 import { loadTrainTest } from './pretrain.js';
@@ -26,17 +26,17 @@ interface ProbeOptions {
   t?: number;
   block?: string;
   head: string;
-  grid: number;
+  poolGrid: number;
   heads: number;
   sweep: boolean;
-  ts: string;
+  ts: number[];
   blocks: string;
   out?: string;
   epochs?: number;
   lr?: number;
   weightDecay?: number;
   batchSize?: number;
-  trainImages?: number;
+  trainImages: number;
   json: boolean;
   seed: number;
   threads: number;
@@ -69,36 +69,37 @@ export function probeCommand(program: Command): void {
         "a DDPM U-Net (model.onnx, run folder), 'pixels', or a backbone (.onnx, pretrain folder)",
       )
       .option('--data <src>', 'embedded, fashion-mnist or an IDX folder', 'fashion-mnist')
-      .option(
-        '--t <n>',
-        "noise step (0: clean input); default: the sweep's best",
-        parseIntArg('--t', 0),
-      )
+      .option('--t <n>', "noise step (0: clean input); default: the sweep's best", intArg('--t'))
       .option('--block <name>', "U-Net block (down.<l>, mid, up.<l>); default: the sweep's best")
       .option('--head <kind>', 'linear (mean-pooled) or attention (pooled to a grid)', 'linear')
       .option(
-        '--grid <g>',
-        'attention head: pool the block to g x g tokens',
-        parseIntArg('--grid', 1),
+        '--pool-grid <n>',
+        'attention head: pool the block to n x n tokens',
+        intArg('--pool-grid'),
         4,
       )
-      .option('--heads <n>', 'attention head: heads', parseIntArg('--heads', 1), 4)
+      .option('--heads <n>', 'attention head: heads', intArg('--heads'), 4)
       .option('--sweep', 'linear probes over --ts x --blocks, with a heatmap', false)
-      .option('--ts <list>', 'sweep steps', SWEEP_TS.join(','))
+      .addOption(
+        new Option('--ts <list>', 'sweep steps, comma-separated')
+          .argParser(listArg('--ts', 64))
+          .default([...SWEEP_TS], SWEEP_TS.join(',')),
+      )
       .option('--blocks <list>', "sweep blocks, or 'all'", 'all')
       .option('--out <dir>', "sweep results folder (default: the model's folder)")
-      .option('--epochs <n>', 'probe epochs', parseIntArg('--epochs', 1))
-      .option('--lr <x>', 'probe peak learning rate', parseFloatArg('--lr'))
+      .option('--epochs <n>', 'probe epochs', intArg('--epochs'))
+      .option('--lr <x>', 'probe peak learning rate', floatArg('--lr'))
       .option(
         '--weight-decay <x>',
         'L2 (linear) or weight decay (attention)',
-        parseFloatArg('--weight-decay'),
+        floatArg('--weight-decay'),
       )
-      .option('--batch-size <n>', 'probe batch size', parseIntArg('--batch-size', 1))
+      .option('--batch-size <n>', 'probe batch size', intArg('--batch-size'))
       .option(
         '--train-images <n>',
-        'use only the first n training images',
-        parseIntArg('--train-images', 1),
+        'use only the first n training images (0: all)',
+        intArg('--train-images'),
+        0,
       ),
   ).action(async (arg: string, o: ProbeOptions) => {
     if (o.head !== 'linear' && o.head !== 'attention')
@@ -112,7 +113,7 @@ export function probeCommand(program: Command): void {
     }
     const source = await resolveSource(arg);
     const data = await loadTrainTest(o.data);
-    const n = Math.min(o.trainImages ?? data.train.size, data.train.size);
+    const n = o.trainImages === 0 ? data.train.size : Math.min(o.trainImages, data.train.size);
     const train =
       n < data.train.size
         ? subset(
@@ -133,7 +134,7 @@ export function probeCommand(program: Command): void {
     const say = (s: string) => (o.json ? undefined : process.stderr.write(`${s}\n`));
     if (o.sweep) {
       if (source.kind !== 'unet') throw new UsageError('--sweep needs a DDPM U-Net');
-      const ts = o.ts.split(',').map((s) => Number(s.trim()));
+      const ts = o.ts;
       const blocks =
         o.blocks === 'all' ? source.unet.def.blocks : o.blocks.split(',').map((s) => s.trim());
       const r = await runSweep({
@@ -163,7 +164,7 @@ export function probeCommand(program: Command): void {
       head: o.head,
       t: o.t,
       block: o.block,
-      grid: o.grid,
+      grid: o.poolGrid,
       heads: o.heads,
       config,
       onStage: say,

@@ -4,7 +4,7 @@ import { frechetReport, generateImages } from '../experiments/generate.js';
 import { imageGridPng } from '../experiments/image-grid.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UsageError } from '../util/errors.js';
-import { emit, parseFloatArg, parseIntArg, withCommon } from './common.js';
+import { emit, floatArg, intArg, withCommon } from './common.js';
 import { loadEvalModel } from './eval.js';
 import { loadTrainTest } from './pretrain.js';
 import { checkOutputPaths } from './paths.js';
@@ -37,18 +37,18 @@ export function sampleCommand(program: Command): void {
         '<model>',
         'model.onnx of `pretrain --model ddpm-*`, its run folder or a checkpoint',
       )
-      .option('--n <n>', 'images to draw', parseIntArg('--n', 1), 64)
-      .option('--method <m>', 'ddim (--steps, --eta) or ddpm (all T steps)', 'ddim')
-      .option('--steps <n>', 'DDIM steps (default 50)', parseIntArg('--steps', 1))
-      .option('--eta <x>', 'DDIM eta: 0 deterministic, 1 DDPM-like', parseFloatArg('--eta'), 0)
+      .option('--n <n>', 'images to draw', intArg('--n'), 64)
+      .option('--method <name>', 'ddim (--steps, --eta) or ddpm (all T steps)', 'ddim')
+      .option('--steps <n>', "DDIM steps, at most the model's T (default 50)", intArg('--steps'))
+      .option('--eta <x>', 'DDIM eta: 0 deterministic, 1 DDPM-like', floatArg('--eta'), 0)
       .option('--out <file.png>', 'PNG grid of the first --grid images')
-      .option('--grid <k>', 'images in the grid', parseIntArg('--grid', 1), 64)
+      .option('--grid <n>', 'images in the grid', intArg('--grid'), 64)
       .option(
         '--fid-model <model>',
         'backbone (.onnx or pretrain folder, e.g. resnet-tiny-fmnist) whose `feature` output the Fréchet distance uses; draw --n 1000 or more',
       )
       .option('--data <src>', 'real test images for the Fréchet distance', 'fashion-mnist')
-      .option('--batch-size <n>', 'images per U-Net run', parseIntArg('--batch-size', 1), 256),
+      .option('--batch-size <n>', 'images per U-Net run', intArg('--batch-size'), 256),
   ).action(async (arg: string, o: SampleOptions) => {
     if (o.method !== 'ddim' && o.method !== 'ddpm')
       throw new UsageError(`--method must be ddim or ddpm, got '${o.method}'`);

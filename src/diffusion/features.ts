@@ -55,7 +55,9 @@ export function adaptivePool(
   g: number,
 ): Float32Array {
   if (!Number.isInteger(g) || g < 1 || g > h || g > w) {
-    throw new UsageError(`--grid must be an integer in 1..${Math.min(h, w)}, got ${g}`);
+    throw new UsageError(
+      `--pool-grid must be an integer in 1..${Math.min(h, w)} (the block is ${h}x${w}), got ${g}`,
+    );
   }
   const out = new Float32Array(n * c * g * g);
   const r0 = (i: number, len: number) => Math.floor((i * len) / g);

@@ -37,6 +37,8 @@ const WEIGHT: Range = { min: 0, max: 1000 };
 /** A number of images; 0 means all of them. */
 const IMAGES: Range = { int: true, min: 0, max: 100_000_000 };
 const SIDE: Range = { int: true, min: 1, max: 16_384 };
+/** A diffusion step: 0 (the clean input) up to the largest schedule allowed. */
+const DIFFUSION_STEP: Range = { int: true, min: 0, max: 100_000 };
 
 /**
  * Every numeric flag of every command, by its command-line name. One flag has one range
@@ -69,6 +71,17 @@ export const RANGES = {
   '--beta-end': { minExclusive: 0, maxExclusive: 1 },
   // A multiple of the paper's betas (the schedule refuses one that takes a beta to 1).
   '--noise-scale': { minExclusive: 0, max: 10_000 },
+  // Diffusion models (sample, probe, pretrain --model ddpm-*). Steps are checked again
+  // against the model's own T once it is read.
+  '--ema-decay': { min: 0, maxExclusive: 1 },
+  '--n': { int: true, min: 1, max: 1_000_000 },
+  '--steps': { int: true, min: 1, max: DIFFUSION_STEP.max },
+  '--eta': PROBABILITY,
+  '--grid': { int: true, min: 1, max: 10_000 },
+  '--t': DIFFUSION_STEP,
+  '--ts': DIFFUSION_STEP,
+  '--pool-grid': { int: true, min: 1, max: SIDE.max },
+  '--heads': { int: true, min: 1, max: 1024 },
   // Images.
   '--size': SIDE,
   '--channels': { int: true, min: 1, max: 3 },

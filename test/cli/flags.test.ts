@@ -33,6 +33,8 @@ const valid: Record<string, string[]> = {
   verify: ['m.onnx', '--fused', 'f.onnx', '--denoisers', 'd.safetensors'],
   'export-weights': ['m.onnx', '--out', 'w.safetensors'],
   study: ['--quick'],
+  sample: ['m.onnx', '--out', 'g.png'],
+  probe: ['pixels'],
 };
 
 interface Parsed {
