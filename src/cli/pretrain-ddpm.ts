@@ -7,31 +7,14 @@ import { unetModel } from '../models/unet-graph.js';
 import { writeModel } from '../onnx/serialize.js';
 import { UsageError } from '../util/errors.js';
 import { emit } from './common.js';
-import { loadTrainTest } from './pretrain.js';
+import { loadTrainTest, type PretrainOptions } from './pretrain.js';
 import { type Progress, startProgress } from './progress.js';
 
-/** What `pretrain` passes on for a diffusion preset. */
-export interface DdpmPretrainFlags {
-  model: string;
-  data: string;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  minLr: number;
-  weightDecay: number;
-  warmupEpochs: number;
-  clipNorm?: number;
-  emaDecay: number;
-  out: string;
-  resume: boolean | string;
-  override: boolean;
-  checkpointEvery: number;
-  init?: string;
-  augment: boolean;
-  json: boolean;
-  seed: number;
-  threads: number;
-}
+/** What `pretrain` passes on for a diffusion preset: its flags less the classifier's. */
+export type DdpmPretrainFlags = Omit<
+  PretrainOptions,
+  'optimizer' | 'labelSmoothing' | 'randomErasing' | 'task' | 'tripletWeight' | 'evalEvery'
+>;
 
 /** DDPM defaults where the classification defaults of `pretrain` do not fit. */
 const DDPM_DEFAULTS = { lr: 1e-3, minLr: 1e-5, weightDecay: 0, warmupEpochs: 0.2, clipNorm: 1 };
@@ -45,9 +28,17 @@ const DDPM_DEFAULTS = { lr: 1e-3, minLr: 1e-5, weightDecay: 0, warmupEpochs: 0.2
 export async function pretrainDdpm(o: DdpmPretrainFlags, cmd: Command): Promise<void> {
   if (o.init !== undefined) throw new UsageError('--init is not offered for diffusion presets');
   if (o.augment) throw new UsageError('--augment is not offered for diffusion presets');
+  if (o.override && o.resume === false) throw new UsageError('--override goes with --resume');
   const given = (k: string) => cmd.getOptionValueSource(k) === 'cli';
   const pick = <K extends keyof typeof DDPM_DEFAULTS>(k: K): number =>
     given(k) ? (o[k] as number) : DDPM_DEFAULTS[k];
+  const lr = pick('lr');
+  const minLr = pick('minLr');
+  const warmupEpochs = pick('warmupEpochs');
+  // Each flag's own range is checked as it is parsed; these relate two, defaults included.
+  if (warmupEpochs > o.epochs)
+    throw new UsageError(`--warmup-epochs ${warmupEpochs} exceeds --epochs ${o.epochs}`);
+  if (minLr > lr) throw new UsageError(`--min-lr ${minLr} exceeds --lr ${lr}`);
   const def = getDiffusionPreset(o.model);
   const { train } = await loadTrainTest(o.data);
   let bar: Progress | undefined;
@@ -61,10 +52,10 @@ export async function pretrainDdpm(o: DdpmPretrainFlags, cmd: Command): Promise<
     config: {
       epochs: o.epochs,
       batchSize: o.batchSize,
-      lr: pick('lr'),
-      minLr: pick('minLr'),
+      lr,
+      minLr,
       weightDecay: pick('weightDecay'),
-      warmupEpochs: pick('warmupEpochs'),
+      warmupEpochs,
       clipNorm: pick('clipNorm'),
       emaDecay: o.emaDecay,
       seed: o.seed,

@@ -45,7 +45,8 @@ export async function loadTrainTest(
   return { train: only === 'test' ? undefined : await loadFashionMnist(src, 'train'), test };
 }
 
-interface PretrainOptions {
+/** The parsed flags of `pretrain`. */
+export interface PretrainOptions {
   model: string;
   data: string;
   epochs: number;

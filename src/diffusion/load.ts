@@ -36,9 +36,8 @@ export async function loadDiffusionModel(path: string): Promise<LoadedUNet> {
     if (existsSync(exported)) return loadDiffusionModel(exported);
     const ck = loadCheckpoint(path);
     const def = presetOf(ck.state.preset, ck.dir);
-    // Checkpoints that keep an EMA copy expose it as an extra tensor set named 'ema'.
-    const extra = (ck as { extra?: Record<string, Map<string, unknown>> }).extra;
-    const ema = extra?.ema as Parameters<typeof ParamStore.fromTensors>[0] | undefined;
+    // Checkpoints that keep an EMA copy hold it as an extra tensor set named 'ema'.
+    const ema = ck.extra.ema;
     const values = pick(def, ParamStore.fromTensors(ema ?? ck.tensors), ck.dir);
     return { def, values, source: `${ck.dir} (${ema ? 'EMA' : 'raw'} weights)` };
   }

@@ -215,6 +215,21 @@ describe('numeric flags: out of range is a one-line UsageError naming the flag, 
       'final learning rate above the peak',
       /exceeds --lr 0\.001/,
     );
+    // A diffusion preset: its own defaults (min-lr 1e-5) count against the flags given.
+    // (A missing --data folder: were the check gone, the action would fail fast, not train.)
+    const ddpm = ['pretrain', '--model', 'ddpm-unet-fmnist', '--out', 'pt', '--data', 'none'];
+    assertRefused(
+      await parse([...ddpm, '--lr', '1e-6'], 'pretrain'),
+      '--min-lr',
+      'the DDPM default final rate above a small peak',
+      /--min-lr 0\.00001 exceeds --lr 0\.000001/,
+    );
+    assertRefused(
+      await parse([...ddpm, '--epochs', '1', '--warmup-epochs', '2'], 'pretrain'),
+      '--warmup-epochs',
+      'DDPM warm-up longer than training',
+      /exceeds --epochs 1/,
+    );
     assertRefused(
       await parse(
         ['convert', ...valid.convert!, '--beta-start', '0.5', '--beta-end', '0.1'],

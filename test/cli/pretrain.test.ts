@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../src/cli/index.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
+import { runHere } from './run-here.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(repo, 'src', 'cli', 'index.ts');
@@ -23,38 +23,6 @@ function run(...args: string[]): { code: number | null; out: string; err: string
     encoding: 'utf8',
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-/**
- * Runs the CLI in this process (same code path as the binary, without a child's start-up
- * cost), capturing its output and exit code. Paths must be absolute.
- */
-async function runHere(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const [outW, errW] = [process.stdout.write, process.stderr.write];
-  let out = '';
-  let err = '';
-  // The CLI writes strings; the test runner's own reports to this process's stdout are
-  // binary, and must pass through untouched.
-  const tap =
-    (stream: NodeJS.WriteStream, orig: typeof outW, sink: (s: string) => void) =>
-    (c: string | Uint8Array, ...rest: unknown[]): boolean => {
-      if (typeof c === 'string') {
-        sink(c);
-        return true;
-      }
-      return (orig as (...a: unknown[]) => boolean).call(stream, c, ...rest);
-    };
-  process.stdout.write = tap(process.stdout, outW, (c) => (out += c)) as typeof outW;
-  process.stderr.write = tap(process.stderr, errW, (c) => (err += c)) as typeof errW;
-  try {
-    process.exitCode = 0;
-    await main(['node', 'denoiserep', ...args]);
-    return { code: Number(process.exitCode ?? 0), out, err };
-  } finally {
-    process.stdout.write = outW;
-    process.stderr.write = errW;
-    process.exitCode = 0;
-  }
 }
 
 const train = ['--model', 'mlp-fmnist', '--data', 'embedded', '--batch-size', '128'];

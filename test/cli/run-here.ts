@@ -9,7 +9,8 @@ export async function runHere(
   const [outW, errW] = [process.stdout.write, process.stderr.write];
   let out = '';
   let err = '';
-  // The CLI writes strings; the test runner's own binary reports must pass through.
+  // The CLI writes strings; the test runner's own reports to this process's stdout are
+  // binary, and must pass through untouched.
   const tap =
     (stream: NodeJS.WriteStream, orig: typeof outW, sink: (s: string) => void) =>
     (c: string | Uint8Array, ...rest: unknown[]): boolean => {
