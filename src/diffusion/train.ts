@@ -14,32 +14,37 @@ import { CHECKPOINT_DIR } from '../train/checkpoint.js';
 import type { ComputeRecord } from '../train/compute.js';
 import { Ema } from '../train/ema.js';
 import { graphObjective } from '../train/objective.js';
+import type { SupervisedConfig } from '../train/loop.js';
 import { AdamW, defaultDecayGroups } from '../train/optim.js';
 import { type EpochSummary, runTraining, type StepInfo } from '../train/run.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { separateStreams } from '../train/streams.js';
 import { UsageError } from '../util/errors.js';
+import { checkRange } from '../util/ranges.js';
 import { ddpmFeeds, ddpmTrainingGraph } from './objective.js';
 import { ddpmSchedule } from './schedule.js';
 
-/** Settings of a DDPM run. */
-export interface DdpmConfig {
-  epochs: number;
-  batchSize: number;
-  /** Peak learning rate (AdamW), reached after the warm-up, then cosine to `minLr`. */
-  lr: number;
-  minLr?: number;
-  warmupEpochs?: number;
-  /** AdamW weight decay on weights (not biases or norms); DDPM used none. */
-  weightDecay?: number;
-  /** Global gradient-norm clip (DDPM: 1). */
-  clipNorm?: number;
+/**
+ * Settings of a DDPM run: the supervised loop's optimisation settings (AdamW with peak
+ * `lr` after the warm-up, then cosine to `minLr`; weight decay on weights only, DDPM used
+ * none; global gradient-norm clip, DDPM's 1), plus the EMA and the number of steps.
+ */
+export interface DdpmConfig extends Pick<
+  SupervisedConfig,
+  | 'epochs'
+  | 'batchSize'
+  | 'lr'
+  | 'minLr'
+  | 'warmupEpochs'
+  | 'weightDecay'
+  | 'clipNorm'
+  | 'seed'
+  | 'threads'
+> {
   /** Largest EMA decay (warmed up as (1 + k) / (10 + k)). */
   emaDecay?: number;
   /** Diffusion steps T. */
   timesteps?: number;
-  seed: number;
-  threads?: number;
 }
 
 /**
@@ -96,13 +101,9 @@ export async function trainDdpm(opts: {
 }): Promise<{ store: ParamStore; ema: ParamStore; history: DdpmEpoch[]; compute: ComputeRecord }> {
   const { def, train, config: cfg } = opts;
   const h = ddpmHyper(cfg);
-  for (const [flag, v] of [
-    ['epochs', cfg.epochs],
-    ['batch size', cfg.batchSize],
-  ] as const) {
-    if (!Number.isInteger(v) || v < 1)
-      throw new UsageError(`${flag} must be an integer >= 1, got ${v}`);
-  }
+  // The command line's ranges, for callers of the library too.
+  checkRange('--epochs', cfg.epochs);
+  checkRange('--batch-size', cfg.batchSize);
   const [c, hh, w] = def.inputShape;
   if (train.channels !== c || train.height !== hh || train.width !== w) {
     throw new UsageError(
