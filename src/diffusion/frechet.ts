@@ -34,8 +34,8 @@ export function gaussianStats(features: ArrayLike<number>, n: number, dim: numbe
   }
   if (n < 2) throw new UsageError(`a covariance needs at least 2 samples, got ${n}`);
   const mean = new Float64Array(dim);
-  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j] += features[i * dim + j]!;
-  for (let j = 0; j < dim; j++) mean[j] /= n;
+  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j]! += features[i * dim + j]!;
+  for (let j = 0; j < dim; j++) mean[j]! /= n;
   const cov = new Float64Array(dim * dim);
   const row = new Float64Array(dim);
   for (let i = 0; i < n; i++) {
@@ -43,7 +43,7 @@ export function gaussianStats(features: ArrayLike<number>, n: number, dim: numbe
     for (let j = 0; j < dim; j++) {
       const rj = row[j]!;
       if (rj === 0) continue;
-      for (let k = j; k < dim; k++) cov[j * dim + k] += rj * row[k]!;
+      for (let k = j; k < dim; k++) cov[j * dim + k]! += rj * row[k]!;
     }
   }
   for (let j = 0; j < dim; j++) {
@@ -77,7 +77,7 @@ export function frechetDistance(a: GaussianStats, b: GaussianStats): number {
     if (s === 0) continue;
     for (let i = 0; i < d; i++) {
       const vi = e.vectors[i * d + k]! * s;
-      for (let j = 0; j < d; j++) root[i * d + j] += vi * e.vectors[j * d + k]!;
+      for (let j = 0; j < d; j++) root[i * d + j]! += vi * e.vectors[j * d + k]!;
     }
   }
   const m = matmul(matmul(root, b.cov, d, d, d), root, d, d, d);

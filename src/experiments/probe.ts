@@ -87,8 +87,8 @@ export function featureNorm(f: FeatureMatrix): { mean: number[]; std: number[] }
       const base = (i * c + ch) * per;
       for (let k = 0; k < per; k++) {
         const v = f.data[base + k]!;
-        sum[ch] += v;
-        sq[ch] += v * v;
+        sum[ch]! += v;
+        sq[ch]! += v * v;
       }
     }
   }

@@ -49,14 +49,14 @@ function salient(n: number, rng: Rng, pooled: boolean): LabelledFeatures {
     for (let k = 0; k < C * T; k++) grid[i * C * T + k] = 0.1 * rng.normal();
     for (let tok = 0; tok < T; tok++) {
       const cls = tok === s ? labels[i]! : rng.int(3);
-      grid[i * C * T + (1 + cls) * T + tok] += 2;
-      if (tok === s) grid[i * C * T + tok] += 3;
+      grid[i * C * T + (1 + cls) * T + tok]! += 2;
+      if (tok === s) grid[i * C * T + tok]! += 3;
     }
   }
   if (!pooled) return { features: { dims: [C, 3, 3], n, data: grid }, labels, numClasses: 3 };
   const mean = new Float32Array(n * C);
   for (let i = 0; i < n * C; i++) {
-    for (let k = 0; k < T; k++) mean[i] += grid[i * T + k]! / T;
+    for (let k = 0; k < T; k++) mean[i]! += grid[i * T + k]! / T;
   }
   return { features: { dims: [C], n, data: mean }, labels, numClasses: 3 };
 }
