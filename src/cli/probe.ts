@@ -13,11 +13,13 @@ import {
   sweepDir,
 } from '../experiments/probe-run.js';
 import { isDiffusionPreset } from '../models/registry.js';
+import { isZooRef, ZOO_PREFIX } from '../models/zoo.js';
 import { readModel } from '../onnx/serialize.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { UsageError } from '../util/errors.js';
+import { ModelError, UsageError } from '../util/errors.js';
 import { emit, floatArg, intArg, listArg, withCommon } from './common.js';
 import { loadEvalModel } from './eval.js';
+import { isModelFile } from '../models/load.js';
 import { checkOutputPaths } from './paths.js';
 import { loadTrainTest } from './pretrain.js';
 
@@ -53,7 +55,12 @@ async function isUNet(arg: string): Promise<boolean> {
 
 async function resolveSource(arg: string): Promise<ProbeSource> {
   if (arg === 'pixels') return { kind: 'pixels' };
-  if (!existsSync(arg)) throw new UsageError(`no such model or run folder: ${arg}`);
+  if (isZooRef(arg)) {
+    // The zoo's entries are supervised backbones; a U-Net reference gets the loader's message.
+    if (isDiffusionPreset(arg.slice(ZOO_PREFIX.length))) await loadDiffusionModel(arg);
+    return { kind: 'backbone', model: await loadEvalModel(arg), path: arg };
+  }
+  if (!existsSync(arg)) throw new ModelError(`no such model or run folder: ${arg}`);
   if (await isUNet(arg)) return { kind: 'unet', unet: await loadDiffusionModel(arg), path: arg };
   return { kind: 'backbone', model: await loadEvalModel(arg), path: arg };
 }
@@ -66,7 +73,7 @@ export function probeCommand(program: Command): void {
       .description('probe frozen features: a DDPM U-Net block at step t, raw pixels, or a backbone')
       .argument(
         '<source>',
-        "a DDPM U-Net (model.onnx, run folder), 'pixels', or a backbone (.onnx, pretrain folder)",
+        "a DDPM U-Net (model.onnx, run folder), 'pixels', or a backbone (.onnx, zoo:<preset>, pretrain folder)",
       )
       .option('--data <src>', 'embedded, fashion-mnist or an IDX folder', 'fashion-mnist')
       .option('--t <n>', "noise step (0: clean input); default: the sweep's best", intArg('--t'))
@@ -107,7 +114,7 @@ export function probeCommand(program: Command): void {
     if (o.sweep) {
       const outDir = o.out ?? sweepDir(arg);
       checkOutputPaths(
-        arg === 'pixels' ? [] : [{ flag: '<source>', path: arg }],
+        isModelFile(arg) ? [{ flag: '<source>', path: arg }] : [],
         Object.values(SWEEP_FILES).map((f) => ({ flag: '--out', path: join(outDir, f) })),
       );
     }

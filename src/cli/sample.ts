@@ -7,6 +7,7 @@ import { UsageError } from '../util/errors.js';
 import { emit, floatArg, intArg, withCommon } from './common.js';
 import { loadEvalModel } from './eval.js';
 import { loadTrainTest } from './pretrain.js';
+import { isModelFile } from '../models/load.js';
 import { checkOutputPaths } from './paths.js';
 import { startProgress } from './progress.js';
 
@@ -45,7 +46,7 @@ export function sampleCommand(program: Command): void {
       .option('--grid <n>', 'images in the grid', intArg('--grid'), 64)
       .option(
         '--fid-model <model>',
-        'backbone (.onnx or pretrain folder, e.g. resnet-tiny-fmnist) whose `feature` output the Fréchet distance uses; draw --n 1000 or more',
+        'backbone (.onnx, zoo:<preset> or pretrain folder, e.g. zoo:resnet-tiny-fmnist) whose `feature` output the Fréchet distance uses; draw --n 1000 or more',
       )
       .option('--data <src>', 'real test images for the Fréchet distance', 'fashion-mnist')
       .option('--batch-size <n>', 'images per U-Net run', intArg('--batch-size'), 256),
@@ -55,8 +56,10 @@ export function sampleCommand(program: Command): void {
     if (!o.out && !o.fidModel) throw new UsageError('give --out grid.png, --fid-model, or both');
     checkOutputPaths(
       [
-        { flag: '<model>', path: arg },
-        ...(o.fidModel ? [{ flag: '--fid-model', path: o.fidModel }] : []),
+        ...(isModelFile(arg) ? [{ flag: '<model>', path: arg }] : []),
+        ...(o.fidModel && isModelFile(o.fidModel)
+          ? [{ flag: '--fid-model', path: o.fidModel }]
+          : []),
       ],
       o.out ? [{ flag: '--out', path: o.out }] : [],
     );

@@ -6,7 +6,8 @@ import { buildUNet } from '../models/unet-graph.js';
 import type { UNetDef } from '../models/unet.js';
 import { readModel } from '../onnx/serialize.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { DataError, UsageError } from '../util/errors.js';
+import { isZooRef } from '../models/zoo.js';
+import { DataError, ModelError } from '../util/errors.js';
 
 /** The file a DDPM pretraining run exports: the U-Net with its EMA weights. */
 export const DDPM_MODEL_FILE = 'model.onnx';
@@ -25,12 +26,19 @@ export interface LoadedUNet {
  *   architecture; its initializers are the EMA weights),
  * - a pretraining output folder (its `model.onnx` when present, else its checkpoint),
  * - a checkpoint folder (the EMA tensors when it holds them, else the raw weights).
+ *
+ * The zoo ships no trained U-Net yet, so `zoo:<preset>` is a ModelError saying so.
  * @param path - file or folder
  * @example
  * const { def, values } = await loadDiffusionModel('runs/ddpm');
  */
 export async function loadDiffusionModel(path: string): Promise<LoadedUNet> {
-  if (!existsSync(path)) throw new UsageError(`no such model or run folder: ${path}`);
+  if (isZooRef(path)) {
+    throw new ModelError(
+      `${path}: the zoo ships no trained diffusion U-Net yet; train one with \`denoiserep pretrain --model ddpm-unet-fmnist\` and pass its output folder`,
+    );
+  }
+  if (!existsSync(path)) throw new ModelError(`no such model or run folder: ${path}`);
   if (statSync(path).isDirectory()) {
     const exported = join(path, DDPM_MODEL_FILE);
     if (existsSync(exported)) return loadDiffusionModel(exported);

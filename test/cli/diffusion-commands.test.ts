@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { getDiffusionPreset, getPreset } from '../../src/models/registry.js';
 import { unetInitialWeights, unetModel } from '../../src/models/unet-graph.js';
 import { exportOnnx, initialWeights } from '../../src/models/weights.js';
+import { writeZooEntry } from '../../src/models/zoo.js';
 import { writeModel } from '../../src/onnx/serialize.js';
 import { lastJson, runHere } from './run-here.js';
 
@@ -171,7 +172,43 @@ describe('denoiserep probe', () => {
     assert.ok(px.acc1 > 60, `pixel probe on 600 images: ${px.acc1}%`);
     const b = await runHere('probe', resnet, ...quick);
     assert.equal(b.code, 0, b.err);
-    assert.equal(lastJson<{ block: string }>(b.out).block, 'backbone');
+    const fromFile = lastJson<{ block: string; acc1: number }>(b.out);
+    assert.equal(fromFile.block, 'backbone');
+    // The same weights as a zoo entry: the same features, the same seeded probe.
+    const zoo = join(dir, 'zoo');
+    writeZooEntry({
+      root: zoo,
+      def: getPreset('resnet-tiny-fmnist'),
+      values: initialWeights(getPreset('resnet-tiny-fmnist'), 2),
+      commands: ['(test) initial weights, seed 2'],
+      commit: '0000000',
+      data: 'none',
+      acc1: 10,
+      testImages: 1,
+    });
+    process.env.DENOISEREP_ZOO = zoo;
+    try {
+      const z = await runHere('probe', 'zoo:resnet-tiny-fmnist', ...quick);
+      assert.equal(z.code, 0, z.err);
+      const fromZoo = lastJson<{ block: string; acc1: number }>(z.out);
+      assert.deepEqual([fromZoo.block, fromZoo.acc1], ['backbone', fromFile.acc1]);
+    } finally {
+      delete process.env.DENOISEREP_ZOO;
+    }
+  });
+
+  test('no trained U-Net in the zoo, a missing folder: model errors (exit 2)', async () => {
+    for (const cmd of [
+      ['probe', 'zoo:ddpm-unet-fmnist', ...quick],
+      ['sample', 'zoo:ddpm-unet-fmnist', '--out', join(dir, 'z.png'), ...fast],
+    ]) {
+      const r = await runHere(...cmd);
+      assert.equal(r.code, 2, cmd.join(' '));
+      assert.match(r.err, /zoo:ddpm-unet-fmnist: the zoo ships no trained diffusion U-Net yet/);
+    }
+    const m = await runHere('probe', join(dir, 'no-such-run'), ...quick);
+    assert.equal(m.code, 2);
+    assert.match(m.err, /no such model or run folder: .*no-such-run/);
   });
 
   test('bad flags are usage errors (exit 1)', async () => {
