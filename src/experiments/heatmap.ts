@@ -3,10 +3,8 @@
  * steps as columns, each cell coloured on a white-to-blue scale between the grid's lowest
  * and highest accuracy and labelled with its value; the best cell is outlined.
  */
-import sharp from 'sharp';
 import type { SweepCell } from './probe.js';
-
-const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+import { esc } from './svg-chart.js';
 
 /**
  * The sweep's heatmap as an SVG document.
@@ -73,9 +71,4 @@ export function heatmapSvg(
     `<text x="${m.l}" y="${H - 18}" fill="#555">best: t=${best.t}, ${esc(best.block)}, ${(100 * best.acc1).toFixed(2)}% (outlined); colour from ${(100 * lo).toFixed(1)}% to ${(100 * hi).toFixed(1)}%</text>`,
     '</svg>',
   ].join('\n');
-}
-
-/** Rasterises an SVG to PNG (sharp). */
-export async function svgPng(svg: string): Promise<Buffer> {
-  return sharp(Buffer.from(svg)).png().toBuffer();
 }

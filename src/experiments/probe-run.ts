@@ -13,7 +13,8 @@ import { ddpmSchedule } from '../diffusion/schedule.js';
 import type { Model } from '../onnx/ir.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
 import { DataError, UsageError } from '../util/errors.js';
-import { heatmapSvg, svgPng } from './heatmap.js';
+import { svgToPng } from '../denoise/diagnostics.js';
+import { heatmapSvg } from './heatmap.js';
 import {
   backboneFeatures,
   pixelFeatures,
@@ -188,6 +189,6 @@ export async function runSweep(opts: {
     best: percent(best),
   });
   writeFileAtomic(files[1]!, svg);
-  writeFileAtomic(files[2]!, await svgPng(svg));
+  writeFileAtomic(files[2]!, await svgToPng(svg));
   return { cells, best, files };
 }
