@@ -1,32 +1,55 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts file with Node's built-in test runner, TypeScript loaded by tsx.
-// Node 20's runner has no glob support, so the files are listed here.
-// Usage: node scripts/run-tests.mjs [substring filter ...]
+// Runs the test files (test/**/*.test.ts) with Node's built-in test runner, TypeScript loaded
+// by tsx. All selected files run in ONE Node process (scripts/test-entry.mjs imports each
+// inside a suite named after the file): tsx and onnxruntime start once instead of once per
+// file, which was most of the suite's time.
+//
+// Usage: node scripts/run-tests.mjs [--unit | --e2e] [--isolate] [substring filter ...]
+//   --unit     only the fast tests (everything not listed in E2E below)
+//   --e2e      only the end-to-end tests (spawned CLIs, the demo, large presets)
+//   --isolate  one process per file (`node --test`), to rule out interference between files
+// The closing summary is the spec reporter's (`ℹ tests N`, `ℹ pass N`, `ℹ fail N`).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+
+/**
+ * End-to-end test files, by path prefix: they spawn the CLI, run the demo pipeline or train
+ * the larger presets, and take most of the suite's time.
+ */
+const E2E = ['test/cli/', 'test/experiments/', 'test/models/weights-vit-small.test.ts'];
 
 function walk(dir) {
   const out = [];
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (name.endsWith('.test.ts')) out.push(p);
+    if (statSync(p).isDirectory()) {
+      if (name !== 'fixtures') out.push(...walk(p));
+    } else if (name.endsWith('.test.ts')) out.push(p.split('\\').join('/'));
   }
   return out;
 }
 
-const filters = process.argv.slice(2);
-const files = walk('test').filter(
-  (f) => filters.length === 0 || filters.some((s) => f.includes(s)),
-);
+const args = process.argv.slice(2);
+const flags = new Set(args.filter((a) => a.startsWith('--')));
+for (const f of flags) {
+  if (!['--unit', '--e2e', '--isolate'].includes(f)) {
+    console.error(`unknown option ${f} (use --unit, --e2e, --isolate)`);
+    process.exit(1);
+  }
+}
+const filters = args.filter((a) => !a.startsWith('--'));
+const isE2e = (f) => E2E.some((p) => f.startsWith(p));
+const files = walk('test')
+  .filter((f) => !flags.has('--unit') || !isE2e(f))
+  .filter((f) => !flags.has('--e2e') || isE2e(f))
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {
-  console.error(`no test files match ${filters.join(' ')}`);
+  console.error(`no test files match ${[...flags, ...filters].join(' ')}`);
   process.exit(1);
 }
-const r = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
-  { stdio: 'inherit' },
-);
+const node = flags.has('--isolate')
+  ? ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files]
+  : ['--import', 'tsx', '--test-reporter=spec', 'scripts/test-entry.mjs', ...files];
+const r = spawnSync(process.execPath, node, { stdio: 'inherit' });
 process.exit(r.status ?? 1);
