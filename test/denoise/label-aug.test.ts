@@ -104,34 +104,39 @@ describe('label-augmented DenoiseRep for ReID', () => {
   test('ID cross-entropy + triplet on PK batches through the fused weights, with a BNNeck', async () => {
     const def = getPreset('vit-micro', { numClasses: 3, bnneck: true });
     const built = buildBackbone(def, 'eval', 0).b.build();
-    const backbone = ParamStore.fromInitializers(built.model.graph.initializers, [
-      ...built.params,
-      ...built.buffers,
-    ]);
     const plan = planConversion(built.model.graph, { filter: 'mlp' });
-    const steps: StepInfo[] = [];
     const train = data(48);
-    const res = await trainLabelAugmented({
-      def,
-      backbone,
-      plan,
-      init: initDenoisers(plan, 2),
-      data: train,
-      filter: 'mlp',
-      config: {
-        epochs: 2,
-        phaseEpochs: 1,
-        denoiseWeight: 0.1,
-        batchSize: 12,
-        pkP: 3,
-        task: 'reid',
-        lr: 1e-2,
-        backboneLr: 1e-3,
-        seed: 1,
-        threads: 1,
-      },
-      onStep: (s) => steps.push(s),
-    });
+    const run = async (tripletMargin: number) => {
+      const backbone = ParamStore.fromInitializers(built.model.graph.initializers, [
+        ...built.params,
+        ...built.buffers,
+      ]);
+      const steps: StepInfo[] = [];
+      const res = await trainLabelAugmented({
+        def,
+        backbone,
+        plan,
+        init: initDenoisers(plan, 2),
+        data: train,
+        filter: 'mlp',
+        config: {
+          epochs: 2,
+          phaseEpochs: 1,
+          denoiseWeight: 0.1,
+          batchSize: 12,
+          pkP: 3,
+          task: 'reid',
+          tripletMargin,
+          lr: 1e-2,
+          backboneLr: 1e-3,
+          seed: 1,
+          threads: 1,
+        },
+        onStep: (s) => steps.push(s),
+      });
+      return { res, steps };
+    };
+    const { res, steps } = await run(20);
     // Phase B runs on PK batches: 3 identities x 4 images each, identity-major, and feeds
     // the same-identity mask of the triplet loss; phase A on plain shuffled batches.
     const b = steps.filter((s) => s.phase === 'backbone');
@@ -146,9 +151,15 @@ describe('label-augmented DenoiseRep for ReID', () => {
         mask.reduce((a, v) => a + v, 0),
         3 * 16,
       );
-      assert.ok(Number.isFinite(s.loss));
     }
     assert.ok(steps.filter((s) => s.phase === 'denoisers').every((s) => s.batch.length === 12));
+    // The backbone loss holds the batch-hard triplet term mean(relu(d_ap − d_an + margin)).
+    // With margins far above any feature distance every hinge is active, so one more unit of
+    // margin adds exactly 1 to the first backbone step's loss (same weights, same PK batch,
+    // same denoisers: phase A does not see the margin).
+    const more = (await run(21)).steps.filter((s) => s.phase === 'backbone');
+    const diff = more[0]!.loss - b[0]!.loss;
+    assert.ok(Math.abs(diff - 1) < 1e-4, `loss(margin 21) − loss(margin 20) = ${diff}`);
     const base = evalModelWith(def, res.backbone);
     const fused = fuseModel(base, plan, res.values);
     const x = float32([4, 1, 8, 8], new Rng(6).fillUniform(new Float32Array(256), 0, 1));

@@ -207,11 +207,10 @@ describe('linalg', () => {
     assert.ok(Math.abs(sv[0]! - 2) < 1e-14 && sv[1]! >= 0 && sv[1]! < 1e-7);
   });
 
-  test('moderate sizes run in reasonable time', () => {
+  test('n = 200: tridiagonal QL agrees with Jacobi and preserves the trace', () => {
     const rng = new Rng(3);
     const n = 200;
     const a = randomSymmetric(rng, n);
-    const t0 = Date.now();
     const ev = symmetricEigenvalues(a, n);
     const jac = symmetricEigen(a, n).values;
     close(ev, jac, 1e-10, 'n=200');
@@ -219,6 +218,5 @@ describe('linalg', () => {
     let tr = 0;
     for (let i = 0; i < n; i++) tr += a[i * n + i]!;
     assert.ok(Math.abs(ev.reduce((s, v) => s + v, 0) - tr) < 1e-9);
-    assert.ok(Date.now() - t0 < 10000, 'eigen of n=200 under 10 s');
   });
 });

@@ -18,13 +18,31 @@ for (const preset of ['vit-micro', 'resnet-micro']) {
     const n = 4;
     const x = float32([n, c, h, w], rng.fillNormal(new Float32Array(n * c * h * w)));
 
-    test('evaluation graph: logits [N, classes], feature [N, featureDim]', async () => {
+    test('evaluation graph: logits [N, classes] = head(feature [N, featureDim])', async () => {
       const { model } = buildBackbone(def, 'eval', 0).b.build();
       const s = await Session.create(model, { threads: 1 });
       const out = await s.run({ input: x });
       assert.deepEqual(out.logits!.dims, [n, 3]);
       assert.deepEqual(out.feature!.dims, [n, def.featureDim]);
-      assert.ok(Array.from(out.logits!.data as Float32Array).every(Number.isFinite));
+      // The logits are the classifier (timm `head`, torchvision `fc`) applied to the feature.
+      const head = def.family === 'vit' ? 'head' : 'fc';
+      const w = model.graph.initializers.get(`${head}.weight`)!.data as Float32Array;
+      const bias = model.graph.initializers.get(`${head}.bias`)!.data as Float32Array;
+      const f = out.feature!.data as Float32Array;
+      const z = out.logits!.data as Float32Array;
+      const d = def.featureDim;
+      assert.ok(z.some((v) => v !== 0));
+      for (let i = 0; i < n; i++) {
+        for (let k = 0; k < 3; k++) {
+          let want = bias[k]!;
+          for (let j = 0; j < d; j++) want += f[i * d + j]! * w[k * d + j]!;
+          const got = z[i * 3 + k]!;
+          assert.ok(
+            Math.abs(got - want) <= 1e-5 * (1 + Math.abs(want)),
+            `[${i}, ${k}]: ${got} vs ${want}`,
+          );
+        }
+      }
       await s.release();
     });
 

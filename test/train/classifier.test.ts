@@ -1,6 +1,7 @@
 // End to end: a small MLP (Gemm-ReLU-Gemm) trained by the engine (gradient graph on ONNX
 // Runtime, AdamW in TypeScript) on three seeded Gaussian blobs in 2-D learns to separate
-// them, and a second run with the same seed ends with bit-identical weights.
+// them, and a second run with the same seed ends with bit-identical weights. (Speed is
+// measured by `npm run bench:engine`, not asserted here.)
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GraphBuilder } from '../../src/onnx/builder.js';
@@ -140,12 +141,10 @@ async function train(seed: number, epochs = 15): Promise<RunResult> {
 
 describe('an MLP classifier trained by the engine', () => {
   test('loss drops at least 100x and accuracy exceeds 97% (train) and 95% (held out)', async (t) => {
-    const t0 = performance.now();
     const r = await train(7);
-    const seconds = (performance.now() - t0) / 1000;
     t.diagnostic(
       `loss ${r.initialLoss.toFixed(4)} -> ${r.firstEpochLoss.toFixed(4)} (epoch 1 mean) -> ` +
-        `${r.finalLoss.toFixed(4)}; accuracy ${r.trainAcc} train, ${r.testAcc} held out; ${seconds.toFixed(2)} s`,
+        `${r.finalLoss.toFixed(4)}; accuracy ${r.trainAcc} train, ${r.testAcc} held out`,
     );
     // Chance level: with small random weights the loss starts near ln 3 ≈ 1.10.
     assert.ok(r.initialLoss > 0.7 && r.initialLoss < 1.6, `initial loss ${r.initialLoss}`);
@@ -155,7 +154,6 @@ describe('an MLP classifier trained by the engine', () => {
     );
     assert.ok(r.trainAcc > 0.97, `train accuracy ${r.trainAcc}`);
     assert.ok(r.testAcc > 0.95, `held-out accuracy ${r.testAcc}`);
-    assert.ok(seconds < 10, `training took ${seconds.toFixed(1)} s`);
   });
 
   test('a second run with the same seed gives bit-identical weights; another seed does not', async () => {
