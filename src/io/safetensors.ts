@@ -7,6 +7,8 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 // safetensors: u64 little-endian header length, a JSON header
 // { name: { dtype, shape, data_offsets: [begin, end] }, __metadata__?: { str: str } },
 // then the raw little-endian tensor bytes (offsets relative to the end of the header).
+// BF16 (bfloat16, the dtype of many PyTorch checkpoints) has no dtype of its own here: a
+// bfloat16 is the upper half of a float32's bits, so it is read as float32, exactly.
 
 const ST_DTYPE: Record<string, DType> = {
   F32: 'float32',
@@ -62,26 +64,38 @@ export function decodeSafetensors(buf: Uint8Array, source: string): SafetensorsF
       continue;
     }
     const e = raw as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
-    const dtype = e.dtype ? ST_DTYPE[e.dtype] : undefined;
-    if (!dtype) throw new DataError(`${source}: tensor '${name}' has unsupported dtype ${e.dtype}`);
+    const bf16 = e.dtype === 'BF16';
+    const dtype = bf16 ? 'float32' : e.dtype ? ST_DTYPE[e.dtype] : undefined;
+    if (!dtype)
+      throw new DataError(`${source}: tensor '${name}' has unsupported dtype ${String(e.dtype)}`);
     if (!Array.isArray(e.shape) || !Array.isArray(e.data_offsets)) {
       throw new DataError(`${source}: tensor '${name}' lacks shape or data_offsets`);
     }
     const [begin, end] = e.data_offsets;
-    const bytes = numel(e.shape) * DTYPE_SIZE[dtype];
+    const n = numel(e.shape);
+    const bytes = n * (bf16 ? 2 : DTYPE_SIZE[dtype]);
     if (end - begin !== bytes || dataStart + end > buf.byteLength || begin < 0) {
       throw new DataError(
-        `${source}: tensor '${name}' [${e.shape}] ${e.dtype} needs ${bytes} bytes, offsets [${begin}, ${end}] in a ${buf.byteLength - dataStart}-byte body`,
+        `${source}: tensor '${name}' [${e.shape.join(', ')}] ${e.dtype} needs ${bytes} bytes, offsets [${begin}, ${end}] in a ${buf.byteLength - dataStart}-byte body`,
       );
     }
-    const arr = allocArray(dtype, numel(e.shape));
-    new Uint8Array(arr.buffer).set(buf.subarray(dataStart + begin, dataStart + end));
+    const body = buf.subarray(dataStart + begin, dataStart + end);
+    const arr = bf16 ? bfloat16ToFloat32(body) : allocArray(dtype, n);
+    if (!bf16) new Uint8Array(arr.buffer).set(body);
     tensors.set(name, { dtype, dims: [...e.shape], data: arr });
   }
   return { tensors, metadata };
 }
 
-/** Reads a safetensors file. */
+/** Widens little-endian bfloat16 values to float32 (exact: bf16 bits are f32's upper half). */
+function bfloat16ToFloat32(bytes: Uint8Array): Float32Array {
+  const out = new Float32Array(bytes.byteLength / 2);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < out.length; i++) bits[i] = (bytes[2 * i]! | (bytes[2 * i + 1]! << 8)) << 16;
+  return out;
+}
+
+/** Reads a safetensors file (BF16 tensors come back as float32). */
 export function readSafetensors(path: string): SafetensorsFile {
   let buf: Uint8Array;
   try {
