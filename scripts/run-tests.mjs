@@ -10,7 +10,8 @@
 //   --isolate  one process per file (`node --test`), to rule out interference between files
 // The closing summary is the spec reporter's (`ℹ tests N`, `ℹ pass N`, `ℹ fail N`).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -48,8 +49,20 @@ if (files.length === 0) {
   console.error(`no test files match ${[...flags, ...filters].join(' ')}`);
   process.exit(1);
 }
+// Two reporters: the spec report on stdout, and the failure count in a file (see
+// scripts/test-status-reporter.mjs), which decides the exit code.
+const status = join(tmpdir(), `denoiserep-test-status-${process.pid}.json`);
+const reporters = [
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  '--test-reporter=./scripts/test-status-reporter.mjs',
+  `--test-reporter-destination=${status}`,
+];
 const node = flags.has('--isolate')
-  ? ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files]
-  : ['--import', 'tsx', '--test-reporter=spec', 'scripts/test-entry.mjs', ...files];
+  ? ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporters, ...files]
+  : ['--import', 'tsx', ...reporters, 'scripts/test-entry.mjs', ...files];
 const r = spawnSync(process.execPath, node, { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const failed = existsSync(status) ? JSON.parse(readFileSync(status, 'utf8')).failed : undefined;
+rmSync(status, { force: true });
+if (failed === undefined) console.error('the test run ended before reporting its results');
+process.exit(failed === 0 ? (r.status ?? 1) : 1);
