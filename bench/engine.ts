@@ -38,7 +38,7 @@ const sample = () => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
 };
 
-const def = getPreset(values.model!);
+const def = getPreset(values.model);
 const rng = new Rng(0);
 const [c, h, w] = def.inputShape;
 const x = float32([batch, c, h, w], rng.fillNormal(new Float32Array(batch * c * h * w)));

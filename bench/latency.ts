@@ -21,7 +21,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '5' },
   },
 });
-const def = getPreset(values.model!);
+const def = getPreset(values.model);
 const base = buildBackbone(def, 'eval', 0).b.build().model;
 const plan = planConversion(base.graph, {});
 const fused = fuseModel(base, plan, initDenoisers(plan, 0));

@@ -66,7 +66,7 @@ async function writeSplit(
   const outImages = new Uint8Array(keep.length * px);
   const outLabels = new Uint8Array(keep.length);
   keep.forEach((k, i) => {
-    outImages.set(images.data.subarray(k * px, (k + 1) * px) as Uint8Array, i * px);
+    outImages.set(images.data.subarray(k * px, (k + 1) * px), i * px);
     outLabels[i] = labels.data[k]!;
   });
   await writeIdx(join(out, `${stem}-images-idx3-ubyte.gz`), {

@@ -163,7 +163,7 @@ function makeContext(
     node,
     b,
     inputCount,
-    I: (i) => (node.inputs[i] ? b.value(node.inputs[i]!) : null),
+    I: (i) => (node.inputs[i] ? b.value(node.inputs[i]) : null),
     O: (i) => b.value(node.outputs[i]!),
     GO: (i) => gos[i] ?? null,
     needsGrad: (i) => needs[i] ?? false,
@@ -206,7 +206,7 @@ export function reduceToShape(b: GraphBuilder, g: Value, target: Value, node?: N
   let r = axes.length ? b.reduceSum(g, axes, true) : g;
   if (lead > 0 || (r.shape && !sameShape(r.shape, ts))) {
     const staticShape = ts.every((d) => typeof d === 'number');
-    if (staticShape) r = b.reshape(r, ts as number[]);
+    if (staticShape) r = b.reshape(r, ts);
     else r = b.op1('Reshape', [r, b.op1('Shape', [target])]);
   }
   return r;

@@ -171,7 +171,7 @@ export function finetuneCommand(program: Command): void {
       log: (r) => {
         if (r.kind === 'epoch' && !o.json)
           process.stderr.write(
-            `epoch ${r.epoch} (${r.phase}): loss ${Number(r.loss).toFixed(4)}\n`,
+            `epoch ${String(r.epoch)} (${String(r.phase)}): loss ${Number(r.loss).toFixed(4)}\n`,
           );
       },
     });

@@ -66,7 +66,7 @@ export async function loadCifar10(
   opts: { files?: string[] } = {},
 ): Promise<ImageDataset> {
   if (split !== 'train' && split !== 'test') {
-    throw new UsageError(`CIFAR-10 split must be 'train' or 'test', got '${split}'`);
+    throw new UsageError(`CIFAR-10 split must be 'train' or 'test', got '${String(split)}'`);
   }
   if (!existsSync(dir)) throw new DataError(`${dir}: CIFAR-10 folder does not exist`);
   const files = (opts.files ?? cifarBatchFiles(split)).map((f) => join(dir, f));

@@ -179,7 +179,7 @@ export function* feedBatches(
   batchSize: number,
   prep?: (x: Float32Array, n: number) => Float32Array,
   shard?: { index: number; count: number },
-): Generator<Record<string, Tensor>> {
+): Generator<Record<string, Tensor>, void> {
   const idx: number[] = [];
   for (let i = 0; i < ds.size; i++) if (!shard || i % shard.count === shard.index) idx.push(i);
   for (let s = 0; s < idx.length; s += batchSize) {

@@ -65,11 +65,11 @@ function findIdx(dir: string, base: string): string {
  * const full = await loadFashionMnist(FMNIST_DEFAULT_PATH, 'test'); // 10,000 images
  */
 export async function loadFashionMnist(
-  source: 'embedded' | string,
+  source: 'embedded' | (string & {}),
   split: 'train' | 'test',
 ): Promise<ImageDataset> {
   if (split !== 'train' && split !== 'test') {
-    throw new UsageError(`Fashion-MNIST split must be 'train' or 'test', got '${split}'`);
+    throw new UsageError(`Fashion-MNIST split must be 'train' or 'test', got '${String(split)}'`);
   }
   const dir = source === 'embedded' ? embeddedFashionMnistDir() : source;
   if (!existsSync(dir)) throw new DataError(`${dir}: Fashion-MNIST folder does not exist`);

@@ -153,7 +153,7 @@ export async function readIdx(file: string): Promise<IdxArray> {
     bytes = await readFile(file);
   } catch (err) {
     throw new DataError(
-      `${file}: cannot read IDX file (${(err as NodeJS.ErrnoException).code ?? err})`,
+      `${file}: cannot read IDX file (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
       {
         cause: err,
       },

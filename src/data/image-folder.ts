@@ -40,13 +40,13 @@ export interface ImageLoadResult {
 
 function checkOptions(opts: ImageLoadOptions): void {
   const [h, w] = opts.size ?? [];
-  if (!Number.isInteger(h) || !Number.isInteger(w) || h! <= 0 || w! <= 0) {
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h <= 0 || w <= 0) {
     throw new UsageError(
       `image size must be two positive integers [height, width], got ${JSON.stringify(opts.size)}`,
     );
   }
   if (opts.channels !== 1 && opts.channels !== 3) {
-    throw new UsageError(`image channels must be 1 or 3, got ${opts.channels}`);
+    throw new UsageError(`image channels must be 1 or 3, got ${String(opts.channels)}`);
   }
   const c = opts.concurrency ?? 4;
   if (!Number.isInteger(c) || c <= 0)

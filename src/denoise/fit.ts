@@ -263,7 +263,7 @@ export function readMoments(path: string): {
     unknown
   >;
   try {
-    header = JSON.parse(new TextDecoder().decode(buf.subarray(0, nl)));
+    header = JSON.parse(new TextDecoder().decode(buf.subarray(0, nl))) as typeof header;
   } catch {
     throw new DataError(`${path}: not a denoiserep statistics file`);
   }

@@ -77,7 +77,7 @@ export function predictNoise(b: GraphBuilder, x: Value, p: DenoiserPlan, d: Deno
     return b.op1('Reshape', [y, b.op1('Shape', [h])]);
   }
   const rank = x.shape?.length ?? 4;
-  const kernel = [p.dim, p.dim, ...Array(rank - 2).fill(1)];
+  const kernel = [p.dim, p.dim, ...new Array<number>(rank - 2).fill(1)];
   return b.conv(x, b.reshape(d.w, kernel), d.bias);
 }
 

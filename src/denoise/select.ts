@@ -78,7 +78,8 @@ export interface SkippedLayer {
 }
 
 /** Which layers to select: a preset filter, or a glob over module paths (`blocks.*.mlp.*`). */
-export type LayerFilter = 'all' | 'mlp' | 'linear' | 'conv' | string;
+// (`string & {}` keeps the named presets visible to editors next to any string.)
+export type LayerFilter = 'all' | 'mlp' | 'linear' | 'conv' | (string & {});
 
 /** Options of {@link surveyLayers}. */
 export interface SelectOptions {

@@ -87,9 +87,8 @@ function batchFeeds(
   const v = preprocess ? preprocess(x, n) : x;
   const per = input.shape?.slice(1);
   const dims =
-    per?.every((d) => typeof d === 'number') &&
-    (per as number[]).reduce((a, d) => a * d, 1) * n === v.length
-      ? [n, ...(per as number[])]
+    per?.every((d) => typeof d === 'number') && per.reduce((a, d) => a * d, 1) * n === v.length
+      ? [n, ...per]
       : [n, data.channels, data.height, data.width];
   return { feeds: { [input.name]: float32(dims, v) }, y };
 }

@@ -51,7 +51,10 @@ export function decodeSafetensors(buf: Uint8Array, source: string): SafetensorsF
   }
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + headerLen)));
+    header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + headerLen))) as Record<
+      string,
+      unknown
+    >;
   } catch (err) {
     throw new DataError(`${source}: header is not valid JSON`, { cause: err });
   }

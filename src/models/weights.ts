@@ -60,7 +60,7 @@ const builtCache = new WeakMap<ModelDef, Map<number, BuiltModel>>();
 
 function builtEval(def: ModelDef, seed: number): BuiltModel {
   let bySeed = builtCache.get(def);
-  if (!bySeed) builtCache.set(def, (bySeed = new Map()));
+  if (!bySeed) builtCache.set(def, (bySeed = new Map<number, BuiltModel>()));
   let built = bySeed.get(seed);
   if (!built) bySeed.set(seed, (built = buildBackbone(def, 'eval', seed).b.build()));
   return built;

@@ -68,8 +68,8 @@ function toAttr(name: string, v: AttrInput): AttrValue {
       ? { type: 'floats', value: v as number[] }
       : { type: 'ints', value: v as number[] };
   }
-  if ('type' in v && 'value' in v) return v as AttrValue;
-  return { type: 'tensor', value: v as Tensor };
+  if ('type' in v && 'value' in v) return v;
+  return { type: 'tensor', value: v };
 }
 
 /** What {@link GraphBuilder.build} returns. */

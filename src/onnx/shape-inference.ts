@@ -202,7 +202,7 @@ export function inferShapesDetailed(
     }
     const outs = inferNode(node, (n) => known.get(n), opset);
     node.outputs.forEach((o, i) => {
-      if (o && outs[i]) known.set(o, outs[i]!);
+      if (o && outs[i]) known.set(o, outs[i]);
     });
   }
   return { values: known, unknown };

@@ -53,7 +53,7 @@ export function tripletBatchHard(
 export function oneHot(labels: ArrayLike<number>, numClasses: number, smoothing = 0): Float32Array {
   const n = labels.length;
   const out = new Float32Array(n * numClasses).fill(smoothing / numClasses);
-  for (let i = 0; i < n; i++) out[i * numClasses + labels[i]!] += 1 - smoothing;
+  for (let i = 0; i < n; i++) out[i * numClasses + labels[i]!]! += 1 - smoothing;
   return out;
 }
 

@@ -72,7 +72,12 @@ describe('DenoiseRep commands', () => {
       '--json',
     );
     assert.equal(r.code, 0, r.err);
-    const res = JSON.parse(r.out);
+    const res = JSON.parse(r.out) as {
+      skipped: number;
+      images: number;
+      layers: number;
+      verification: { ok: boolean };
+    };
     assert.equal(res.skipped, 1);
     assert.equal(res.images, 24);
     assert.equal(res.verification.ok, true);
@@ -82,7 +87,7 @@ describe('DenoiseRep commands', () => {
       [...readFileSync(join(dir, 'r.png')).subarray(0, 4)],
       [0x89, 0x50, 0x4e, 0x47],
     );
-    const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { layers: unknown[] };
     assert.equal(report.layers.length, res.layers);
     const v = run(
       'verify',
@@ -99,7 +104,11 @@ describe('DenoiseRep commands', () => {
       '--json',
     );
     assert.equal(v.code, 0, v.err);
-    const vr = JSON.parse(v.out);
+    const vr = JSON.parse(v.out) as {
+      topology: { identical: boolean };
+      flops: { original: number; fused: number };
+      latency: unknown[];
+    };
     assert.equal(vr.topology.identical, true);
     assert.equal(vr.flops.original, vr.flops.fused);
     assert.equal(vr.latency.length, 2);
@@ -162,7 +171,7 @@ describe('DenoiseRep commands', () => {
       '--json',
     );
     assert.equal(r.code, 0, r.err);
-    assert.equal(JSON.parse(r.out).images, 24);
+    assert.equal((JSON.parse(r.out) as { images: number }).images, 24);
     const a = await readModel(join(dir, 'fused.onnx'));
     const b = await readModel(join(dir, 'parts.onnx'));
     let changed = 0;
@@ -190,7 +199,7 @@ describe('DenoiseRep commands', () => {
       '--json',
     );
     assert.equal(c.code, 0, c.err);
-    assert.equal(JSON.parse(c.out).layers.length, 4);
+    assert.equal((JSON.parse(c.out) as { layers: unknown[] }).layers.length, 4);
     const f = run(
       'fuse',
       model,
@@ -215,7 +224,7 @@ describe('DenoiseRep commands', () => {
     );
     assert.equal(v.code, 0, v.err);
     const i = run('inspect', model, '--timesteps', 'public-code', '--json');
-    const layers = JSON.parse(i.out).layers as { layer: string; t: number }[];
+    const { layers } = JSON.parse(i.out) as { layers: { layer: string; t: number }[] };
     const t = Object.fromEntries(layers.map((l) => [l.layer, l.t]));
     assert.equal(t['blocks.0.attn.qkv'], layers.length);
     assert.equal(t['blocks.0.attn.proj'], layers.length - 1);

@@ -104,7 +104,9 @@ describe('CLI pretrain and eval', () => {
     const res = JSON.parse(r.out) as { epochs: number; final: { epoch: number } };
     assert.equal(res.epochs, 3);
     assert.equal(res.final.epoch, 2);
-    const state = JSON.parse(readFileSync(join(cwd, 'mlp', 'checkpoint', 'state.json'), 'utf8'));
+    const state = JSON.parse(
+      readFileSync(join(cwd, 'mlp', 'checkpoint', 'state.json'), 'utf8'),
+    ) as { epoch: number; globalStep: number };
     assert.equal(state.epoch, 2);
     assert.equal(state.globalStep, 3 * 79);
     // The log holds each step once, in order, across the resume.
@@ -182,7 +184,9 @@ describe('CLI pretrain and eval', () => {
     // and the schedule starts again at step 1.
     assert.equal(ft[0]!.step, 1);
     assert.ok(ft[0]!.loss < 0.8 * fresh[0]!.loss, `${ft[0]!.loss} vs ${fresh[0]!.loss}`);
-    const state = JSON.parse(readFileSync(join(cwd, 'mlp-ft', 'checkpoint', 'state.json'), 'utf8'));
+    const state = JSON.parse(
+      readFileSync(join(cwd, 'mlp-ft', 'checkpoint', 'state.json'), 'utf8'),
+    ) as { globalStep: number };
     assert.equal(state.globalStep, 79);
 
     const wrong = await runHere(

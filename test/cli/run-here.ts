@@ -6,7 +6,12 @@ import { main } from '../../src/cli/index.js';
 export async function runHere(
   ...args: string[]
 ): Promise<{ code: number; out: string; err: string }> {
-  const [outW, errW] = [process.stdout.write, process.stderr.write];
+  const [outW, errW] = [
+    process.stdout.write.bind(process.stdout),
+    process.stderr.write.bind(process.stderr),
+  ];
+  // The exit code the test runner may already have set (a failed test) survives this call.
+  const exitCode = process.exitCode;
   let out = '';
   let err = '';
   // The CLI writes strings; the test runner's own reports to this process's stdout are
@@ -20,8 +25,8 @@ export async function runHere(
       }
       return (orig as (...a: unknown[]) => boolean).call(stream, c, ...rest);
     };
-  process.stdout.write = tap(process.stdout, outW, (c) => (out += c)) as typeof outW;
-  process.stderr.write = tap(process.stderr, errW, (c) => (err += c)) as typeof errW;
+  process.stdout.write = tap(process.stdout, outW, (c) => (out += c));
+  process.stderr.write = tap(process.stderr, errW, (c) => (err += c));
   try {
     process.exitCode = 0;
     await main(['node', 'denoiserep', ...args]);
@@ -29,7 +34,7 @@ export async function runHere(
   } finally {
     process.stdout.write = outW;
     process.stderr.write = errW;
-    process.exitCode = 0;
+    process.exitCode = exitCode;
   }
 }
 

@@ -20,7 +20,7 @@ function data(n: number): ImageDataset {
   const images = rng.fillUniform(new Float32Array(n * 64), 0, 1);
   const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
   for (let i = 0; i < n; i++)
-    for (let p = 0; p < 16; p++) images[i * 64 + labels[i]! * 16 + p] += 1;
+    for (let p = 0; p < 16; p++) images[i * 64 + labels[i]! * 16 + p]! += 1;
   return {
     name: 'synthetic',
     size: n,

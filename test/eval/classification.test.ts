@@ -63,7 +63,7 @@ describe('classification metrics', () => {
     const m = classificationMetrics([1, 0, 0, 0, 0, 1], [0, 2], 3);
     assert.ok(Number.isNaN(m.perClass[1]));
     assert.deepEqual(m.support, [1, 0, 1]);
-    assert.deepEqual(JSON.parse(JSON.stringify(m)).perClass, [1, null, 1]);
+    assert.deepEqual((JSON.parse(JSON.stringify(m)) as typeof m).perClass, [1, null, 1]);
   });
 
   test('bad inputs are DataErrors naming the sample', () => {

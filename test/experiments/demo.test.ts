@@ -107,7 +107,10 @@ describe('demo', () => {
       near(params, r.params / 1e6, 0.001, 'params');
       near(flops, r.flops / 1e6, 0.01, 'FLOPs');
     }
-    assert.deepEqual(JSON.parse(readFileSync(join(res.dir, 'results.json'), 'utf8')).seeds, [0]);
+    const results = JSON.parse(readFileSync(join(res.dir, 'results.json'), 'utf8')) as {
+      seeds: number[];
+    };
+    assert.deepEqual(results.seeds, [0]);
   });
 
   test('a second run reuses the baseline trained by the first', async () => {

@@ -167,7 +167,7 @@ describe('int64 values', () => {
             name: 'u',
             dataType: T.UINT64,
             dims: [1],
-            uint64Data: [{ low: -1, high: -1, unsigned: true } as unknown as number],
+            uint64Data: [{ low: -1, high: -1, unsigned: true }],
           },
         ],
       },

@@ -46,9 +46,9 @@ describe('SessionCache', () => {
     for (const m of models) await cache.with(m, { threads: 1 }, (s) => s.run(feeds));
     assert.equal(cache.stats().size, 2);
     // scaled(1) was the oldest: it is compiled again; scaled(3) is still there.
-    await cache.with(models[2]!, { threads: 1 }, async () => undefined);
+    await cache.with(models[2]!, { threads: 1 }, () => Promise.resolve(undefined));
     assert.equal(cache.stats().hits, 1);
-    await cache.with(models[0]!, { threads: 1 }, async () => undefined);
+    await cache.with(models[0]!, { threads: 1 }, () => Promise.resolve(undefined));
     assert.deepEqual(cache.stats(), { hits: 1, misses: 4, size: 2 });
     await cache.clear();
   });
@@ -71,9 +71,7 @@ describe('SessionCache', () => {
   test('with() gives the session back when the callback throws', async () => {
     const cache = new SessionCache(1);
     await assert.rejects(
-      cache.with(scaled(1), { threads: 1 }, async () => {
-        throw new Error('boom');
-      }),
+      cache.with(scaled(1), { threads: 1 }, () => Promise.reject(new Error('boom'))),
       /boom/,
     );
     await cache.clear(); // would fail if the session were still leased

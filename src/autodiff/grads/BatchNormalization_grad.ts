@@ -100,7 +100,7 @@ function invCount(b: GraphBuilder, x: Value): Value {
   const s = x.shape!;
   const dims = [s[0], ...s.slice(2)];
   if (dims.every((d) => typeof d === 'number')) {
-    return b.scalar(1 / (dims as number[]).reduce((p, d) => p * d, 1), x.dtype);
+    return b.scalar(1 / dims.reduce((p, d) => p * d, 1), x.dtype);
   }
   const to = x.dtype === 'float64' ? 11 : 1;
   const size = b.op1('Cast', [b.op1('Size', [x])], { to });

@@ -45,7 +45,7 @@ export const convGrad: GradRule = {
         `Conv node '${node.name}': its gradient needs a weight of static shape, got [${ws ?? '?'}]`,
       );
     }
-    const wdims = ws as number[];
+    const wdims = ws;
     const kernel = a.kernel_shape?.length ? a.kernel_shape : wdims.slice(2);
     const win = resolveWindow(node, a, kernel, x, ctx.O(0));
     const group = a.group ?? 1;

@@ -16,7 +16,7 @@ export const globalAveragePoolGrad: GradRule = {
     const spatial = x.shape!.slice(2);
     let inv: Value;
     if (spatial.every((d) => typeof d === 'number')) {
-      inv = b.scalar(1 / (spatial as number[]).reduce((p, d) => p * d, 1), x.dtype);
+      inv = b.scalar(1 / spatial.reduce((p, d) => p * d, 1), x.dtype);
     } else {
       const n = b.op1('ReduceProd', [b.slice(shape, [2], [Number.MAX_SAFE_INTEGER], [0])], {
         keepdims: 0,

@@ -130,7 +130,7 @@ function scatterGrad(
   const shape = b.op1('Shape', [x]);
   const xs = x.shape!;
   const numel = xs.every((d) => typeof d === 'number')
-    ? b.ints([(xs as number[]).reduce((p, d) => p * d, 1)])
+    ? b.ints([xs.reduce((p, d) => p * d, 1)])
     : null;
   const zeros = b.op1('ConstantOfShape', [numel ?? b.unsqueeze(b.op1('Size', [x]), [0])], {
     value: makeTensor(x.dtype, [1], [0]),

@@ -23,7 +23,7 @@ export const padGrad: GradRule = {
     const known = b.knownInts(pads);
     const negated =
       known && known.every((v) => typeof v === 'number')
-        ? b.ints((known as number[]).map((v) => -v))
+        ? b.ints(known.map((v) => -v))
         : b.op1('Neg', [pads]);
     const gy = ctx.GO(0)!;
     const axes = ctx.I(3);

@@ -23,7 +23,7 @@ export const reduceMeanGrad: GradRule = {
     let count: Value;
     const dims = axes.map((a) => shape[a]!);
     if (dims.every((d) => typeof d === 'number')) {
-      count = b.scalar(1 / dims.reduce((p: number, d) => p * (d as number), 1), x.dtype);
+      count = b.scalar(1 / dims.reduce((p: number, d) => p * d, 1), x.dtype);
     } else {
       const n = b.op1('ReduceProd', [b.gather(b.op1('Shape', [x]), b.ints(axes))], { keepdims: 0 });
       count = b.op1('Reciprocal', [b.op1('Cast', [n], { to: x.dtype === 'float64' ? 11 : 1 })]);

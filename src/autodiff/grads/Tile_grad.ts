@@ -18,7 +18,7 @@ export const tileGrad: GradRule = {
     const r = rankOf(ctx);
     const known = b.knownInts(ctx.I(1)!);
     if (known && known.every((v) => typeof v === 'number') && isStatic(x.shape)) {
-      const reps = known as number[];
+      const reps = known;
       const dims: number[] = [];
       const axes: number[] = [];
       x.shape.forEach((d, k) => {

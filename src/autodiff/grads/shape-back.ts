@@ -14,7 +14,7 @@ export function reshapeBack(ctx: GradContext, i = 0): Value {
   const gy = ctx.GO(0)!;
   const allowzero = b.opset >= 14 ? 1 : undefined;
   if (x.shape && x.shape.every((d) => typeof d === 'number')) {
-    const dims = x.shape as number[];
+    const dims = x.shape;
     if (!dims.includes(0)) return b.reshape(gy, dims);
     return b.op1('Reshape', [gy, b.ints(dims)], { allowzero });
   }

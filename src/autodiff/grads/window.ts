@@ -64,7 +64,7 @@ function staticSpatial(node: Node, v: Value, rank: number): number[] {
       `${node.opType} node '${node.name}': its gradient needs static spatial sizes, '${v.name}' has shape [${s ?? '?'}]`,
     );
   }
-  return sp as number[];
+  return sp;
 }
 
 /** Effective (dilated) kernel extent along axis i. */

@@ -252,7 +252,7 @@ registerShapeRule('Gather', (ctx) => {
     idx.value.every((v) => typeof v === 'number')
   ) {
     const n = x.value.length;
-    res.value = (idx.value as number[]).map((i) => x.value![i < 0 ? i + n : i] ?? null);
+    res.value = idx.value.map((i) => x.value![i < 0 ? i + n : i] ?? null);
   }
   return [res];
 });
@@ -396,7 +396,7 @@ registerShapeRule('Split', (ctx) => {
   } else if (typeof d === 'number') {
     const each = Math.ceil(d / n);
     sizes = Array.from({ length: n }, (_, i) => Math.min(each, d - each * i));
-  } else sizes = Array(n).fill(null);
+  } else sizes = new Array<Dim>(n).fill(null);
   return sizes.map((sz) => ({
     name: '',
     dtype: x.dtype,

@@ -107,7 +107,7 @@ describe('AveragePool gradient', () => {
     // inputs; with dy = 1, dx[0,0] = 1/4 + 1/6 + 1/6 + 1/9. With padding counted: 4/9.
     const feeds = { x: makeTensor('float32', [1, 1, 3, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9]) };
     const attrs = { kernel_shape: [3, 3], pads: [1, 1, 1, 1] };
-    const ones = (d: number[]) => new Array(d.reduce((p, x) => p * x, 1)).fill(1);
+    const ones = (d: number[]) => new Array<number>(d.reduce((p, x) => p * x, 1)).fill(1);
     const ex = await gradientsFor(
       feeds,
       (b, v) => b.op1('AveragePool', [v.x!], { ...attrs, count_include_pad: 0 }),

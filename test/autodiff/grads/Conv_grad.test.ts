@@ -113,9 +113,9 @@ const cases: ConvCase[] = [
 function geo2(c: ConvCase): Geo2 {
   const r = c.x.length - 2;
   const k = c.w.slice(2);
-  const s = c.attrs.strides ?? Array(r).fill(1);
-  const d = c.attrs.dilations ?? Array(r).fill(1);
-  const p = c.attrs.pads ?? Array(2 * r).fill(0);
+  const s = c.attrs.strides ?? new Array<number>(r).fill(1);
+  const d = c.attrs.dilations ?? new Array<number>(r).fill(1);
+  const p = c.attrs.pads ?? new Array<number>(2 * r).fill(0);
   if (r === 2)
     return {
       kernel: [k[0]!, k[1]!],
