@@ -16,8 +16,10 @@ import {
   spdInverseCompiled,
   symmetricEigenvaluesCompiled,
 } from '../src/denoise/linalg-compiled.js';
-import { matmul, spdInverse, symmetricEigenvalues } from '../src/denoise/linalg.js';
+import { matmul, symmetricEigenvalues } from '../src/denoise/linalg.js';
 import { Rng } from '../src/util/rng.js';
+// The plain JavaScript inverse (Cholesky, solve with I) lives with the tests' references.
+import { spdInverse } from '../test/denoise/linalg-reference.js';
 
 const { values } = parseArgs({
   options: {

@@ -1,7 +1,7 @@
 /**
  * Exact fusion of an affine denoising step into the layer that follows (Linear, input side)
- * or precedes (Conv, output side) it, computed in float64 and returned as float32, plus the
- * unfused reference steps the fusion must reproduce.
+ * or precedes (Conv, output side) it, computed in float64 and returned as float32. (The
+ * unfused reference steps the fusion must reproduce are in test/denoise/reference.ts.)
  *
  * Linear (denoiser on the input): eps_hat(x) = Wd (x + e) + bd, x' = c3 x - c1 eps_hat(x),
  * y = W x' + b. Writing M = c3 I - c1 Wd:
@@ -283,110 +283,4 @@ export function fuseConvOutput(opts: FuseConvOptions): FusedConv {
     hadBias: !!opts.bias,
     biasIsZero: allZero(fb),
   };
-}
-
-/**
- * Reference (unfused, deterministic) input-side denoising step on rows of x:
- * x' = c3 x - c1 (Wd (x + e) + bd). Optional `z` (same shape as x) adds c2 z.
- * @param x - inputs, nRows x dim, dim = denoiser.bd.length
- * @param nRows - number of rows
- * @param denoiser - Wd, bd, e
- * @param coeffs - c1, c3 (and c2 when z is given)
- * @param z - optional noise for the stochastic step
- * @example denoiseInputLinear(x, 16, { wd, bd, e }, coefficients(makeSchedule(), 3));
- */
-export function denoiseInputLinear(
-  x: NumArray,
-  nRows: number,
-  denoiser: LinearDenoiser,
-  coeffs: FuseCoefficients,
-  z?: NumArray,
-): Float64Array {
-  const d = denoiser.bd.length;
-  need(x, nRows * d, 'input', 'denoiseInputLinear');
-  if (z) need(z, nRows * d, 'noise z', 'denoiseInputLinear');
-  const out = new Float64Array(nRows * d);
-  const xe = new Float64Array(d);
-  for (let r = 0; r < nRows; r++) {
-    for (let j = 0; j < d; j++) xe[j] = x[r * d + j]! + denoiser.e[j]!;
-    for (let i = 0; i < d; i++) {
-      let eps = denoiser.bd[i]!;
-      for (let j = 0; j < d; j++) eps += denoiser.wd[i * d + j]! * xe[j]!;
-      out[r * d + i] =
-        coeffs.c3 * x[r * d + i]! - coeffs.c1 * eps + (z ? coeffs.c2 * z[r * d + i]! : 0);
-    }
-  }
-  return out;
-}
-
-/**
- * Reference output-side channel denoising step on an NCHW tensor (or [batch, channels,
- * spatial]): y' = c3 y - c1 (Wd y + c), mixing channels at each position.
- * @param y - tensor, batch x channels x spatial
- * @param batch - batch size
- * @param channels - channel count (= Wd size)
- * @param spatial - H * W
- * @param denoiser - Wd, c
- * @param coeffs - c1, c3
- * @example denoiseOutputChannels(y, 2, 8, 16, { wd, c }, coeffs);
- */
-export function denoiseOutputChannels(
-  y: NumArray,
-  batch: number,
-  channels: number,
-  spatial: number,
-  denoiser: ChannelDenoiser,
-  coeffs: FuseCoefficients,
-): Float64Array {
-  need(y, batch * channels * spatial, 'input', 'denoiseOutputChannels');
-  need(denoiser.wd, channels * channels, 'denoiser weight', 'denoiseOutputChannels');
-  const out = new Float64Array(y.length);
-  for (let b = 0; b < batch; b++) {
-    const base = b * channels * spatial;
-    for (let o = 0; o < channels; o++) {
-      for (let s = 0; s < spatial; s++) {
-        let eps = denoiser.c[o]!;
-        for (let p = 0; p < channels; p++)
-          eps += denoiser.wd[o * channels + p]! * y[base + p * spatial + s]!;
-        out[base + o * spatial + s] = coeffs.c3 * y[base + o * spatial + s]! - coeffs.c1 * eps;
-      }
-    }
-  }
-  return out;
-}
-
-/**
- * Plain Linear forward on rows: y = W x + b in either layout (float64).
- * @param x - inputs, nRows x inFeatures
- * @param nRows - number of rows
- * @param weight - `[out, in]` ('out-in') or `[in, out]` ('in-out')
- * @param bias - `[out]` or null
- * @param inFeatures - input size
- * @param outFeatures - output size
- * @param layout - weight layout
- * @example linearForward(x, 4, w, b, 3, 2, 'out-in');
- */
-export function linearForward(
-  x: NumArray,
-  nRows: number,
-  weight: NumArray,
-  bias: NumArray | null | undefined,
-  inFeatures: number,
-  outFeatures: number,
-  layout: LinearLayout,
-): Float64Array {
-  need(x, nRows * inFeatures, 'input', 'linearForward');
-  need(weight, inFeatures * outFeatures, 'weight', 'linearForward');
-  const y = new Float64Array(nRows * outFeatures);
-  for (let r = 0; r < nRows; r++) {
-    for (let o = 0; o < outFeatures; o++) {
-      let s = bias ? bias[o]! : 0;
-      for (let i = 0; i < inFeatures; i++) {
-        const w = layout === 'out-in' ? weight[o * inFeatures + i]! : weight[i * outFeatures + o]!;
-        s += w * x[r * inFeatures + i]!;
-      }
-      y[r * outFeatures + o] = s;
-    }
-  }
-  return y;
 }

@@ -263,8 +263,8 @@ async function lowerGram(x: Float64Array, n: number, k: DenseKernels): Promise<F
 
 /**
  * Inverse of a symmetric positive definite matrix (only its lower triangle is read), with
- * its O(n³) work in ONNX Runtime's float64 Gemm: the same result as {@link spdInverse} up
- * to rounding, and the same failure report (the first pivot at or below `minPivot`).
+ * its O(n³) work in ONNX Runtime's float64 Gemm: the same result as {@link cholesky} and a
+ * solve with I (the tests' reference spdInverse) up to rounding, and the same failure report (the first pivot at or below `minPivot`).
  * @param a - SPD matrix, n x n
  * @param n - size
  * @param k - the kernels

@@ -89,32 +89,6 @@ export function matmul(
 }
 
 /**
- * Matrix-vector product y = A x with A n x m.
- * @param a - matrix, n x m
- * @param x - vector of length m
- * @param n - rows of A
- * @param m - columns of A
- * @example matvec(identity(2), [3, 4], 2, 2) // [3, 4]
- */
-export function matvec(
-  a: ArrayLike<number>,
-  x: ArrayLike<number>,
-  n: number,
-  m: number,
-): Float64Array {
-  checkSize(a, n * m, 'matvec A');
-  checkSize(x, m, 'matvec x');
-  const y = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    const r = i * m;
-    for (let j = 0; j < m; j++) s += a[r + j]! * x[j]!;
-    y[i] = s;
-  }
-  return y;
-}
-
-/**
  * Transpose of an n x m matrix (result m x n).
  * @param a - matrix, n x m
  * @param n - rows
@@ -280,51 +254,6 @@ export function choleskySolve(
   m = 1,
 ): Float64Array {
   return solveLowerTranspose(l, solveLower(l, b, n, m), n, m);
-}
-
-/**
- * Solves A X = B for symmetric positive definite A via Cholesky; on failure returns the
- * failing pivot instead of a solution.
- * @param a - SPD matrix, n x n
- * @param b - right-hand sides, n x m
- * @param n - size
- * @param m - number of right-hand sides (default 1)
- * @param opts - passed to {@link cholesky}
- * @example
- * const r = spdSolve([4, 2, 2, 3], [6, 5], 2);
- * if (r.ok) r.x; // [1, 1]
- */
-export function spdSolve(
-  a: ArrayLike<number>,
-  b: ArrayLike<number>,
-  n: number,
-  m = 1,
-  opts: { minPivot?: number } = {},
-): SolveResult {
-  const f = cholesky(a, n, opts);
-  if (!f.ok) return f;
-  return { ok: true, x: choleskySolve(f.l, b, n, m) };
-}
-
-/**
- * Inverse of a symmetric positive definite matrix via Cholesky (symmetrised, so the result
- * is exactly symmetric). On failure returns the failing pivot.
- * @param a - SPD matrix, n x n
- * @param n - size
- * @param opts - passed to {@link cholesky}
- * @example
- * const r = spdInverse([2, 0, 0, 4], 2);
- * if (r.ok) r.x; // [0.5, 0, 0, 0.25]
- */
-export function spdInverse(
-  a: ArrayLike<number>,
-  n: number,
-  opts: { minPivot?: number } = {},
-): SolveResult {
-  const r = spdSolve(a, identity(n), n, n, opts);
-  if (!r.ok) return r;
-  symmetriseInPlace(r.x, n);
-  return r;
 }
 
 /** Replaces A by (A + Aᵀ) / 2 in place. */

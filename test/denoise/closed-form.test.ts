@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   covarianceSpectrum,
-  denoisingLossReference,
-  expectedMseLoss,
   fitDenoiser,
   fitDenoiserSpectral,
   MomentAccumulator,
@@ -12,6 +10,7 @@ import { matmul, symmetricEigen, transpose } from '../../src/denoise/linalg.js';
 import { coefficients, makeSchedule } from '../../src/denoise/schedule.js';
 import { DataError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
+import { denoisingLossReference, expectedMseLoss } from './reference.js';
 
 const d = 5;
 const mu = [1, -2, 0.5, 3, 0];

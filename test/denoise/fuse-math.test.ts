@@ -1,17 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  denoiseInputLinear,
-  denoiseOutputChannels,
-  fuseConvOutput,
-  fuseLinearInput,
-  linearForward,
-} from '../../src/denoise/fuse-math.js';
+import { fuseConvOutput, fuseLinearInput } from '../../src/denoise/fuse-math.js';
 import { transpose } from '../../src/denoise/linalg.js';
 import { coefficients, makeSchedule } from '../../src/denoise/schedule.js';
 import { UsageError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { relErr } from './helpers.js';
+import { denoiseInputLinear, denoiseOutputChannels, linearForward } from './reference.js';
 
 function rand(rng: Rng, n: number, std = 1): Float64Array {
   return rng.fillNormal(new Float64Array(n), 0, std);

@@ -17,13 +17,13 @@ import {
 } from '../../src/denoise/linalg-compiled.js';
 import {
   matmul,
-  spdInverse,
   symmetricEigen,
   symmetricEigenvalues,
   tridiagonalEigenvalues,
 } from '../../src/denoise/linalg.js';
 import { coefficients, makeSchedule } from '../../src/denoise/schedule.js';
 import { Rng } from '../../src/util/rng.js';
+import { spdInverse } from './linalg-reference.js';
 
 // Small cut-offs so that matrices of a few hundred exercise every recursion level, the
 // band stage and its bulge chasing, with the same code paths as 3,072-wide layers.
