@@ -1,13 +1,14 @@
-export * from './activation.js';
-export * from './attention-pool.js';
-export * from './attention.js';
-export * from './context.js';
-export * from './conv.js';
-export * from './dropout.js';
-export * from './group-norm.js';
-export * from './linear.js';
-export * from './mlp.js';
-export * from './norm.js';
-export * from './patch-embed.js';
-export * from './resample.js';
-export * from './time-embed.js';
+// The layer helpers, by name: what the package entry exports as the `layers` namespace.
+export { silu } from './activation.js';
+export { attention } from './attention.js';
+export { attentionPool } from './attention-pool.js';
+export { layerContext, type LayerContext } from './context.js';
+export { conv2d, convBn, type Conv2dOptions } from './conv.js';
+export { dropout, dropoutFeeds } from './dropout.js';
+export { groupNorm } from './group-norm.js';
+export { linear, type LinearOptions } from './linear.js';
+export { mlp } from './mlp.js';
+export { batchNorm, layerNorm } from './norm.js';
+export { patchEmbed } from './patch-embed.js';
+export { upsampleNearest } from './resample.js';
+export { sinusoidalEmbedding } from './time-embed.js';

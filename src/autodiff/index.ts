@@ -1,3 +1,0 @@
-export * from './engine.js';
-export * from './registry.js';
-export * from './types.js';
