@@ -4,10 +4,11 @@
 // inside a suite named after the file): tsx and onnxruntime start once instead of once per
 // file, which was most of the suite's time.
 //
-// Usage: node scripts/run-tests.mjs [--unit | --e2e] [--isolate] [substring filter ...]
+// Usage: node scripts/run-tests.mjs [--unit | --e2e] [--isolate] [--test-...] [substring filter ...]
 //   --unit     only the fast tests (everything not listed in E2E below)
 //   --e2e      only the end-to-end tests (spawned CLIs, the demo, large presets)
 //   --isolate  one process per file (`node --test`), to rule out interference between files
+//   --test-... passed to Node's test runner (e.g. --test-name-pattern=resume)
 // The closing summary is the spec reporter's (`ℹ tests N`, `ℹ pass N`, `ℹ fail N`).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -32,7 +33,8 @@ function walk(dir) {
 }
 
 const args = process.argv.slice(2);
-const flags = new Set(args.filter((a) => a.startsWith('--')));
+const passed = args.filter((a) => a.startsWith('--test-'));
+const flags = new Set(args.filter((a) => a.startsWith('--') && !a.startsWith('--test-')));
 for (const f of flags) {
   if (!['--unit', '--e2e', '--isolate'].includes(f)) {
     console.error(`unknown option ${f} (use --unit, --e2e, --isolate)`);
@@ -59,8 +61,8 @@ const reporters = [
   `--test-reporter-destination=${status}`,
 ];
 const node = flags.has('--isolate')
-  ? ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporters, ...files]
-  : ['--import', 'tsx', ...reporters, 'scripts/test-entry.mjs', ...files];
+  ? ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporters, ...passed, ...files]
+  : ['--import', 'tsx', ...reporters, ...passed, 'scripts/test-entry.mjs', ...files];
 const r = spawnSync(process.execPath, node, { stdio: 'inherit' });
 const failed = existsSync(status) ? JSON.parse(readFileSync(status, 'utf8')).failed : undefined;
 rmSync(status, { force: true });
