@@ -33,7 +33,7 @@ try {
     onnxruntimeWeb: page.version,
     backend: 'wasm, 1 thread',
   };
-  for (const batch of values.batches!.split(',').map(Number)) {
+  for (const batch of values.batches.split(',').map(Number)) {
     const { input } = await fmnistBatch(batch);
     // A batch under 8 runs far faster: 10x the runs, as verify and bench:latency do.
     const runs = batch < 8 ? Number(values.runs) : Math.max(30, Number(values.runs) / 10);

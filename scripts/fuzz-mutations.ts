@@ -134,7 +134,7 @@ function tensorBytes(t: ITensorProto): Uint8Array {
 function flip(rng: Rng, input: FuzzInput): string {
   const b = Uint8Array.from(input.bytes);
   const k = 1 + rng.int(8);
-  for (let i = 0; i < k && b.length; i++) b[rng.int(b.length)] ^= 1 + rng.int(255);
+  for (let i = 0; i < k && b.length; i++) b[rng.int(b.length)]! ^= 1 + rng.int(255);
   input.bytes = b;
   return `flip ${k} bytes`;
 }
@@ -174,7 +174,7 @@ const mutateValueDims: ProtoMutation = (rng, m) => {
   if (r < 0.6 && dims.length) {
     const k = rng.int(dims.length);
     dims[k] = onnx.TensorShapeProto.Dimension.create({ dimValue: long(interesting(rng)) });
-    return `dim ${k} of '${v.name}' = ${String(dims[k]!.dimValue)}`;
+    return `dim ${k} of '${v.name}' = ${String(dims[k].dimValue)}`;
   }
   if (r < 0.8) {
     const n = pick(rng, [65, 100, 1000, 1 + rng.int(8)]);
@@ -205,7 +205,8 @@ const mutateRawData: ProtoMutation = (rng, m) => {
   const raw = tensorBytes(t);
   const r = rng.uniform();
   if (r < 0.3) t.rawData = raw.slice(0, rng.int(raw.length + 1));
-  else if (r < 0.5) t.rawData = Uint8Array.from([...raw, ...Array(1 + rng.int(64)).fill(7)]);
+  else if (r < 0.5)
+    t.rawData = Uint8Array.from([...raw, ...new Array<number>(1 + rng.int(64)).fill(7)]);
   else if (r < 0.7) t.dataType = pick(rng, [0, 1, 2, 6, 7, 8, 9, 10, 11, 14, 16, 17, 99]);
   else if (r < 0.85) {
     t.rawData = new Uint8Array(0);

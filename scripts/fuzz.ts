@@ -139,11 +139,11 @@ type ChildMessage =
       fixture: string;
     };
 
-async function child(): Promise<void> {
+function child(): void {
   const fixtures = loadFixtures();
   const work = mkdtempSync(join(tmpdir(), 'denoiserep-fuzz-'));
   const send = (m: ChildMessage) => new Promise<void>((ok) => process.send!(m, () => ok()));
-  process.on('message', async (msg: { seed: number; from: number; to: number }) => {
+  const handle = async (msg: { seed: number; from: number; to: number }) => {
     for (let i = msg.from; i < msg.to; i++) {
       // Started before the case is made, so a mutation that hangs is caught too.
       await send({ type: 'start', i });
@@ -180,7 +180,8 @@ async function child(): Promise<void> {
     }
     rmSync(work, { recursive: true, force: true });
     process.exit(0);
-  });
+  };
+  process.on('message', (msg: { seed: number; from: number; to: number }) => void handle(msg));
 }
 
 /** Resident set size of a process in bytes (Linux /proc), or 0 when unknown. */
@@ -332,10 +333,10 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
   },
 });
-const json = values.json!;
+const json = values.json;
 
 if (values.child) {
-  await child();
+  child();
 } else {
   const num = (flag: string, v: string, min: number) => {
     const x = Number(v);
@@ -346,11 +347,11 @@ if (values.child) {
     return x;
   };
   const s = await parent({
-    from: num('from', values.from!, 0),
-    n: num('n', values.n!, 1),
-    seed: num('seed', values.seed!, 0),
-    timeoutS: num('timeout', values.timeout!, 1),
-    rssMb: num('rss-mb', values['rss-mb']!, 64),
+    from: num('from', values.from, 0),
+    n: num('n', values.n, 1),
+    seed: num('seed', values.seed, 0),
+    timeoutS: num('timeout', values.timeout, 1),
+    rssMb: num('rss-mb', values['rss-mb'], 64),
   });
   if (json) console.log(JSON.stringify(s));
   else {

@@ -71,10 +71,10 @@ export function resolveSize(
 /** Normalisation by per-channel mean and std (one value is used for every channel). */
 export function makePreprocess(c: number, mean?: number[], std?: number[]): Preprocess | undefined {
   if (!mean && !std) return undefined;
-  const m = mean ?? Array(c).fill(0);
-  const s = std ?? Array(c).fill(1);
+  const m = mean ?? new Array<number>(c).fill(0);
+  const s = std ?? new Array<number>(c).fill(1);
   const expand = (v: number[], flag: string) => {
-    if (v.length === 1) return Array(c).fill(v[0]);
+    if (v.length === 1) return new Array<number>(c).fill(v[0]!);
     if (v.length !== c) throw new UsageError(`${flag} has ${v.length} values for ${c} channels`);
     return v;
   };

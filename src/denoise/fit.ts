@@ -314,7 +314,8 @@ export function mergeMoments(
 
 function checkShardSet(shards: { source: string; header?: Record<string, unknown> }[]): void {
   const specs = shards.map((s) => {
-    const m = /^(\d+)\/(\d+)$/.exec(String(s.header?.shard ?? ''));
+    const shard = s.header?.shard;
+    const m = /^(\d+)\/(\d+)$/.exec(typeof shard === 'string' ? shard : '');
     return m ? { source: s.source, index: Number(m[1]), count: Number(m[2]) } : undefined;
   });
   if (specs.every((s) => s === undefined)) return;

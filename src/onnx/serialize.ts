@@ -146,7 +146,7 @@ export function decodeModel(bytes: Uint8Array, opts: DecodeOptions): Model {
         version: num(o.version as LongLike),
       })),
     );
-    const graph = decodeGraph(proto.graph as onnxProto.onnx.GraphProto, ctx, 0);
+    const graph = decodeGraph(proto.graph, ctx, 0);
     const metadata: Record<string, string> = {};
     for (const p of proto.metadataProps) metadata[p.key ?? ''] = p.value ?? '';
     model = {
@@ -258,6 +258,7 @@ function varintBytes(v: number): number[] {
  * @example
  * const model = await readModel('resnet.onnx');
  */
+// eslint-disable-next-line @typescript-eslint/require-await -- a bad file rejects, never throws
 export async function readModel(path: string): Promise<Model> {
   let bytes: Uint8Array;
   try {
@@ -357,7 +358,7 @@ function decodeGraph(g: onnxProto.onnx.IGraphProto, ctx: DecodeContext, depth: n
 }
 
 /** The attribute's type; files from old exporters may leave it unset (0). */
-function attrType(a: onnxProto.onnx.IAttributeProto): number {
+function attrType(a: onnxProto.onnx.IAttributeProto): onnxProto.onnx.AttributeProto.AttributeType {
   const T = onnx.AttributeProto.AttributeType;
   if (a.type) return a.type;
   if (a.ints?.length) return T.INTS;
@@ -477,9 +478,9 @@ function decodeTensor(
   const data = allocArray(dtype, n);
   if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
     const unsigned = dtype === 'uint64';
-    for (let i = 0; i < n; i++) data[i] = big(src[i] as LongLike, unsigned);
+    for (let i = 0; i < n; i++) data[i] = big(src[i], unsigned);
   } else {
-    for (let i = 0; i < n; i++) data[i] = num(src[i] as LongLike);
+    for (let i = 0; i < n; i++) data[i] = num(src[i]);
   }
   return { dtype, dims, data };
 }

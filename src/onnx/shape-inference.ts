@@ -226,7 +226,7 @@ export function bindDim(d: Dim, symbols: Record<string, number>, fallback?: numb
   let v = 1;
   for (const f of d.split('*')) {
     if (/^\d+$/.test(f)) v *= Number(f);
-    else if (symbols[f] !== undefined) v *= symbols[f]!;
+    else if (symbols[f] !== undefined) v *= symbols[f];
     else if (fallback !== undefined) v *= fallback;
     else return d;
   }

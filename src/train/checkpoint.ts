@@ -144,7 +144,7 @@ function decodeOptimizers(
 ): Record<string, OptimizerSnapshot> {
   let head: Record<string, { kind: string; step: number; steps: Record<string, number> }>;
   try {
-    head = JSON.parse(meta.optimizers ?? '{}');
+    head = JSON.parse(meta.optimizers ?? '{}') as typeof head;
   } catch (err) {
     throw new DataError(`${source}: optimiser metadata is not valid JSON`, { cause: err });
   }

@@ -241,7 +241,7 @@ export async function runTraining<R extends object = EpochSummary>(
   run: TrainingRun<R>,
 ): Promise<TrainingOutcome<R>> {
   const loop = new Loop(run);
-  await loop.start();
+  loop.start();
   try {
     await loop.epochs();
   } finally {
@@ -280,7 +280,7 @@ class Loop<R extends object> {
   }
 
   /** Restores a checkpoint when resuming. */
-  async start(): Promise<void> {
+  start(): void {
     const r = this.run.resume;
     const logFile = this.run.logFile;
     if (logFile) mkdirSync(dirname(logFile), { recursive: true });

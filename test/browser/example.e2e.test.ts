@@ -114,7 +114,9 @@ describe('examples/browser', () => {
     const status = await page.textContent('#status');
     assert.equal(await page.getAttribute('body', 'data-state'), 'done', `${status} ${errors}`);
 
-    const shown = await page.$$eval('#top5 li', (lis) =>
+    // (The project's types have no DOM: the list items are typed by what is used of them.)
+    type Item = { getAttribute(name: string): string | null; textContent: string | null };
+    const shown = await page.$$eval('#top5 li', (lis: Item[]) =>
       lis.map((li) => ({
         index: Number(li.getAttribute('data-index')),
         label: li.getAttribute('data-label'),

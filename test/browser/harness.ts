@@ -108,10 +108,10 @@ export async function openOrtPage(models: Record<string, Model>): Promise<OrtPag
       });
     // Calls go in as strings: functions compiled by tsx carry helpers the page lacks.
     const call = <T>(fn: string, ...args: unknown[]): Promise<T> =>
-      page.evaluate(`window.harness.${fn}(...${JSON.stringify(args)})`) as Promise<T>;
+      page.evaluate<T>(`window.harness.${fn}(...${JSON.stringify(args)})`);
     return {
       page,
-      version: (await page.evaluate('window.harness.version')) as string,
+      version: await page.evaluate<string>('window.harness.version'),
       urls: Object.fromEntries(Object.keys(models).map((n) => [n, `/models/${n}.onnx`])),
       run: (url, feed) => call('run', url, feed),
       compareLatency: (urls, feed, opts = {}) => call('compareLatency', urls, feed, opts),

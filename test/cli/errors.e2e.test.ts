@@ -42,7 +42,7 @@ function run(args: string[]): Promise<Result> {
 
 /** Spawns every case, a few at a time (each child spends most of its time starting up). */
 async function runAll(cases: string[][], parallel = 4): Promise<Result[]> {
-  const results: Result[] = new Array(cases.length);
+  const results: Result[] = new Array<Result>(cases.length);
   let next = 0;
   const worker = async () => {
     while (next < cases.length) {

@@ -68,7 +68,10 @@ describe('fit --shard i/n on many machines, merged with --from-stats', () => {
       `${DENOISEREP} fit ${common} --from-stats "$(ls "${stats}"/s_*.bin | paste -sd, -)" --out merged.onnx --json`,
     );
     assert.equal(merge.code, 0, merge.err);
-    assert.equal(JSON.parse(merge.out).verification.ok, true);
+    assert.equal(
+      (JSON.parse(merge.out) as { verification: { ok: boolean } }).verification.ok,
+      true,
+    );
     const one = await sh(`${DENOISEREP} fit ${common} --out one.onnx --json`);
     assert.equal(one.code, 0, one.err);
 

@@ -75,9 +75,9 @@ describe('inspect, fit, verify, export-weights on PyTorch exports', { concurrenc
 
       const i = await run('inspect', onnx, '--json', ...untie);
       assert.equal(i.code, 0, i.err);
-      const inspected = JSON.parse(i.out);
+      const inspected = JSON.parse(i.out) as { layers: { layer: string }[]; skipped: unknown };
       assert.deepEqual(
-        inspected.layers.map((l: { layer: string }) => l.layer),
+        inspected.layers.map((l) => l.layer),
         plan.layers.map((p) => p.layer.name),
       );
       assert.deepEqual(inspected.skipped, plan.skipped);
@@ -99,7 +99,13 @@ describe('inspect, fit, verify, export-weights on PyTorch exports', { concurrenc
         ...untie,
       );
       assert.equal(f.code, 0, f.err);
-      const fit = JSON.parse(f.out);
+      const fit = JSON.parse(f.out) as {
+        layers: number;
+        verification: { ok: boolean; maxRelOutput: number; maxRelLayer: number };
+        skippedLayers: unknown;
+        untiedParameters: number;
+        copies: { copy: string }[];
+      };
       assert.equal(fit.layers, plan.layers.length);
       assert.equal(fit.verification.ok, true);
       assert.ok(fit.verification.maxRelOutput <= 1e-4 && fit.verification.maxRelLayer <= 1e-4);
@@ -117,7 +123,7 @@ describe('inspect, fit, verify, export-weights on PyTorch exports', { concurrenc
       // The only initializers added are the reported copies.
       assert.deepEqual(
         [...fm.graph.initializers.keys()].filter((k) => !model.graph.initializers.has(k)).sort(),
-        fit.copies.map((k: { copy: string }) => k.copy).sort(),
+        fit.copies.map((k) => k.copy).sort(),
       );
 
       const v = await run(
@@ -136,7 +142,12 @@ describe('inspect, fit, verify, export-weights on PyTorch exports', { concurrenc
         '--json',
       );
       assert.equal(v.code, 0, v.err);
-      const ver = JSON.parse(v.out);
+      const ver = JSON.parse(v.out) as {
+        ok: boolean;
+        topology: { identical: boolean };
+        outputs: { name: string; maxRel: number }[];
+        layers: { name: string; maxRel: number }[];
+      };
       assert.equal(ver.ok, true);
       assert.equal(ver.topology.identical, true);
       for (const e of [...ver.outputs, ...ver.layers]) assert.ok(e.maxRel <= 1e-4, e.name);
@@ -158,7 +169,7 @@ describe('inspect, fit, verify, export-weights on PyTorch exports', { concurrenc
         'no exported value changed',
       );
       if (c.name.startsWith('tied') && c.untie)
-        assert.match(JSON.parse(e.out).notes.join('\n'), /fusion untied/);
+        assert.match((JSON.parse(e.out) as { notes: string[] }).notes.join('\n'), /fusion untied/);
     });
   }
 });

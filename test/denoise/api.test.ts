@@ -75,7 +75,10 @@ describe('one-call API', () => {
     for (const l of report.layers) assert.ok(l.lossAfter! < l.lossBefore!, l.layer);
     const stats = events.filter((e) => e.stage === 'statistics');
     assert.deepEqual(stats.at(-1), { stage: 'statistics', done: 24, total: 24 });
-    assert.deepEqual(JSON.parse(readFileSync(at('r.json'), 'utf8')).layers, report.layers);
+    assert.deepEqual(
+      (JSON.parse(readFileSync(at('r.json'), 'utf8')) as { layers: unknown }).layers,
+      report.layers,
+    );
     assert.ok(existsSync(at('r.svg')) && existsSync(at('r.png')));
 
     const v = await verify(model, {

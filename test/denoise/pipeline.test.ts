@@ -120,7 +120,10 @@ describe('pipeline', () => {
       );
     const d = readDenoisers(join(dir, 'd.safetensors'), model.graph, 'vit-micro');
     assert.equal(d.plan.layers.length, plan.layers.length);
-    const diag = JSON.parse(readFileSync(join(dir, 'diag.json'), 'utf8'));
+    const diag = JSON.parse(readFileSync(join(dir, 'diag.json'), 'utf8')) as {
+      fit: number;
+      layers: unknown;
+    };
     assert.equal(diag.fit, plan.layers.length);
     assert.deepEqual(diag.layers, JSON.parse(JSON.stringify(r.layers)));
     assert.match(readFileSync(join(dir, 'diag.svg'), 'utf8'), /^<svg [^]*<\/svg>$/);

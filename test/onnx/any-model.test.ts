@@ -208,7 +208,7 @@ describe('contrib ops and model-local functions', () => {
       ['', 'com.microsoft', 'custom'],
     );
     // The function's bytes are the file's own: FunctionProto 'Swish' of domain 'custom'.
-    const text = new TextDecoder().decode(m.functions![0]);
+    const text = new TextDecoder().decode(m.functions[0]);
     assert.ok(text.includes('Swish') && text.includes('custom'));
     // ORT runs the original file and the rewritten model to the same outputs.
     const x = feed(m, 2);

@@ -125,7 +125,7 @@ describe('checkpoints', () => {
     saveCheckpoint(join(run, 'checkpoint'), store(), state(0));
     const path = join(run, 'checkpoint', 'weights.safetensors');
     const bytes = readFileSync(path);
-    bytes[bytes.length - 1] ^= 1;
+    bytes[bytes.length - 1]! ^= 1;
     writeFileSync(path, bytes);
     assert.throws(
       () => loadCheckpoint(run),

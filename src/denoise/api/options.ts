@@ -39,6 +39,11 @@ export function flagOf(option: string): string {
   return `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
+/** A value as an error message shows it (objects as JSON rather than [object Object]). */
+function shown(v: unknown): string {
+  return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+}
+
 /**
  * A numeric option in its flag's range (src/util/ranges.ts, the table the command line
  * uses too), or absent; else a UsageError naming the flag, the range and the value.
@@ -50,7 +55,7 @@ export function checkRanged(option: string, v: unknown): void {
 /** A string option (or absent), else a UsageError naming its flag. */
 export function checkString(option: string, v: unknown): void {
   if (v !== undefined && typeof v !== 'string')
-    throw new UsageError(`${flagOf(option)} must be a string, got '${String(v)}'`);
+    throw new UsageError(`${flagOf(option)} must be a string, got '${shown(v)}'`);
 }
 
 /**

@@ -27,7 +27,7 @@ registerShapeRule('Einsum', (ctx) => {
   const ins = [...Array(ctx.inputCount).keys()].map((i) => ctx.required(i));
   const dtype = ins[0]?.dtype ?? ctx.fail('Einsum needs at least one input');
   const [lhs, rhs] = eq.includes('->') ? eq.split('->') : [eq, undefined];
-  const terms = lhs!.split(',').map((s) => parseTerm(ctx, s));
+  const terms = lhs.split(',').map((s) => parseTerm(ctx, s));
   if (terms.length !== ins.length)
     ctx.fail(`equation '${eq}' has ${terms.length} operands, the node ${ins.length} inputs`);
   const size = new Map<string, Dim>();

@@ -77,12 +77,12 @@ interface WindowAttrs {
 
 function windowAttrs(ctx: InferContext, spatial: Dim[], kernel: number[]): WindowAttrs {
   const r = kernel.length;
-  const strides = attrInts(ctx.node, 'strides', Array(r).fill(1));
-  const dilations = attrInts(ctx.node, 'dilations', Array(r).fill(1));
-  let pads = attrInts(ctx.node, 'pads', Array(2 * r).fill(0));
+  const strides = attrInts(ctx.node, 'strides', new Array<number>(r).fill(1));
+  const dilations = attrInts(ctx.node, 'dilations', new Array<number>(r).fill(1));
+  let pads = attrInts(ctx.node, 'pads', new Array<number>(2 * r).fill(0));
   const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
   if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
-    pads = Array(2 * r).fill(0);
+    pads = new Array<number>(2 * r).fill(0);
     for (let i = 0; i < r; i++) {
       const n = spatial[i];
       if (typeof n !== 'number') continue;
@@ -92,7 +92,7 @@ function windowAttrs(ctx: InferContext, spatial: Dim[], kernel: number[]): Windo
       pads[i] = autoPad === 'SAME_UPPER' ? small : total - small;
       pads[i + r] = total - pads[i]!;
     }
-  } else if (autoPad === 'VALID') pads = Array(2 * r).fill(0);
+  } else if (autoPad === 'VALID') pads = new Array<number>(2 * r).fill(0);
   if (strides.length !== r || dilations.length !== r || pads.length !== 2 * r) {
     ctx.fail(`strides/dilations/pads do not match ${r} spatial dims`);
   }
@@ -151,12 +151,12 @@ registerShapeRule('ConvTranspose', (ctx) => {
   const r = kernel.length;
   if (x.length !== w.length || x.length < 3 || r !== x.length - 2)
     ctx.fail(`input [${x}], weight [${w}] and kernel [${kernel}] ranks do not fit`);
-  const strides = attrInts(ctx.node, 'strides', Array(r).fill(1));
-  const dilations = attrInts(ctx.node, 'dilations', Array(r).fill(1));
-  const pads = attrInts(ctx.node, 'pads', Array(2 * r).fill(0));
+  const strides = attrInts(ctx.node, 'strides', new Array<number>(r).fill(1));
+  const dilations = attrInts(ctx.node, 'dilations', new Array<number>(r).fill(1));
+  const pads = attrInts(ctx.node, 'pads', new Array<number>(2 * r).fill(0));
   if (strides.length !== r || dilations.length !== r || pads.length !== 2 * r)
     ctx.fail(`strides/dilations/pads do not match ${r} spatial dims`);
-  const outPad = attrInts(ctx.node, 'output_padding', Array(r).fill(0));
+  const outPad = attrInts(ctx.node, 'output_padding', new Array<number>(r).fill(0));
   const explicit = attrInts(ctx.node, 'output_shape');
   const cout = typeof w[1] === 'number' ? w[1] * group : null;
   const spatial = explicit
