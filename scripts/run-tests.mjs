@@ -5,7 +5,7 @@
 // file, which was most of the suite's time.
 //
 // Usage: node scripts/run-tests.mjs [--unit | --e2e] [--isolate] [--test-...] [substring filter ...]
-//   --unit     only the fast tests (everything not listed in E2E below)
+//   --unit     only the fast tests (everything but the end-to-end files, see isE2e below)
 //   --e2e      only the end-to-end tests (spawned CLIs, the demo, large presets)
 //   --isolate  one process per file (`node --test`), to rule out interference between files
 //   --test-... passed to Node's test runner (e.g. --test-name-pattern=resume)
@@ -16,10 +16,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * End-to-end test files, by path prefix: they spawn the CLI, run the demo pipeline or train
- * the larger presets, and take most of the suite's time.
+ * End-to-end test files: named `*.e2e.test.ts`, or under these folders. They spawn the CLI,
+ * Chromium or npm, run the demo pipeline or load full-size models, and take most of the
+ * suite's time.
  */
-const E2E = ['test/cli/', 'test/experiments/', 'test/models/weights-vit-small.test.ts'];
+const E2E_FOLDERS = ['test/cli/', 'test/experiments/'];
 
 function walk(dir) {
   const out = [];
@@ -42,7 +43,7 @@ for (const f of flags) {
   }
 }
 const filters = args.filter((a) => !a.startsWith('--'));
-const isE2e = (f) => E2E.some((p) => f.startsWith(p));
+const isE2e = (f) => f.endsWith('.e2e.test.ts') || E2E_FOLDERS.some((p) => f.startsWith(p));
 const files = walk('test')
   .filter((f) => !flags.has('--unit') || !isE2e(f))
   .filter((f) => !flags.has('--e2e') || isE2e(f))

@@ -1,5 +1,5 @@
 // Loading weights by name (timm / torchvision names) and strict checks, on small models; the
-// full-size timm ViT-S/16 case is in weights-vit-small.test.ts (end to end).
+// full-size timm ViT-S/16 case is in weights-vit-small.e2e.test.ts (end to end).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
