@@ -16,11 +16,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * End-to-end test files: named `*.e2e.test.ts`, or under these folders. They spawn the CLI,
- * Chromium or npm, run the demo pipeline or load full-size models, and take most of the
- * suite's time.
+ * End-to-end test files are named `*.e2e.test.ts`: they spawn the CLI, Chromium or npm, run
+ * the demo or the study end to end, or load full-size models, and take most of the suite's
+ * time. Everything else is a unit test, wherever it sits.
  */
-const E2E_FOLDERS = ['test/cli/', 'test/experiments/'];
+const isE2e = (f) => f.endsWith('.e2e.test.ts');
 
 function walk(dir) {
   const out = [];
@@ -43,7 +43,6 @@ for (const f of flags) {
   }
 }
 const filters = args.filter((a) => !a.startsWith('--'));
-const isE2e = (f) => f.endsWith('.e2e.test.ts') || E2E_FOLDERS.some((p) => f.startsWith(p));
 const files = walk('test')
   .filter((f) => !flags.has('--unit') || !isE2e(f))
   .filter((f) => !flags.has('--e2e') || isE2e(f))
