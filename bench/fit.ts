@@ -43,10 +43,10 @@ const batch = Number(values.batch);
 const threads = values.threads ? Number(values.threads) : undefined;
 const s = (ms: number) => Number((ms / 1000).toFixed(2));
 
-const def = getPreset(values.model!);
+const def = getPreset(values.model);
 const model = buildBackbone(def, 'eval', 0).b.build().model;
 const params = [...model.graph.initializers.values()].reduce((a, t) => a + t.data.length, 0);
-const plan = planConversion(model.graph, { filter: values.layers! });
+const plan = planConversion(model.graph, { filter: values.layers });
 const [c, h, w] = def.inputShape;
 const rng = new Rng(0);
 const data: ImageDataset = {

@@ -31,7 +31,7 @@ const { values } = parseArgs({
     cpu: { type: 'boolean', default: false },
   },
 });
-const sizes = values.sizes!.split(',').map(Number);
+const sizes = values.sizes.split(',').map(Number);
 const jsMax = Number(values['js-max']);
 const kernels = new DenseKernels({
   threads: values.threads ? Number(values.threads) : undefined,

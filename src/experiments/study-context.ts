@@ -40,7 +40,7 @@ export function settingsHash(v: unknown): string {
       ? x.map(canon)
       : x && typeof x === 'object'
         ? Object.fromEntries(
-            Object.keys(x as object)
+            Object.keys(x)
               .sort()
               .map((k) => [k, canon((x as Record<string, unknown>)[k])]),
           )
@@ -290,7 +290,7 @@ export class StudyContext {
     writeModel(modelFile, r.model);
     writeJsonAtomic(infoFile, r.info);
     this.done(`model:${unit}`, (Date.now() - t0) / 1000);
-    return { model: async () => r.model, info: r.info };
+    return { model: () => Promise.resolve(r.model), info: r.info };
   }
 
   /**

@@ -234,7 +234,7 @@ export function studyReportHtml(r: StudyResults): string {
       r.sweep.map((p) => ({
         x: p.noiseScale,
         y: p[m].mean,
-        ...(p[m].ci ? { lo: p[m].ci![0], hi: p[m].ci![1] } : {}),
+        ...(p[m].ci ? { lo: p[m].ci[0], hi: p[m].ci[1] } : {}),
       }));
     sections.push(
       '<h2>Accuracy against noise scale</h2><p>Closed-form label-free DenoiseRep with the betas multiplied by the noise scale (1 = the paper’s), fused; bars are 95% bootstrap intervals over test images.</p>',

@@ -247,7 +247,7 @@ export function summarizeStudy(
         seed,
         mean: d.mean,
         ci: d.ci,
-        ...(mcnemar ? { mcnemarP: mcnemarExact(x as Uint8Array, y as Uint8Array).pValue } : {}),
+        ...(mcnemar ? { mcnemarP: mcnemarExact(x, y).pValue } : {}),
       };
     });
     const means = perSeed.map((d) => d.mean);
@@ -348,7 +348,7 @@ export function summarizeStudy(
             seed: seeds[0]!,
             mean: d.mean,
             ci: d.ci,
-            ...(mcn ? { mcnemarP: mcnemarExact(x as Uint8Array, y as Uint8Array).pValue } : {}),
+            ...(mcn ? { mcnemarP: mcnemarExact(x, y).pValue } : {}),
           },
         ],
       };

@@ -119,7 +119,7 @@ function checkManifest(m: unknown, file: string, name: string): ZooManifest {
   )
     throw bad('commands must be a non-empty list of the exact commands run');
   for (const k of ['commit', 'data'] as const)
-    if (typeof o[k] !== 'string' || !(o[k] as string)) throw bad(`${k} must be a non-empty string`);
+    if (typeof o[k] !== 'string' || !o[k]) throw bad(`${k} must be a non-empty string`);
   if (typeof o.acc1 !== 'number' || !(o.acc1 >= 0 && o.acc1 <= 100))
     throw bad(`acc1 must be a percentage in [0, 100], got ${String(o.acc1)}`);
   if (!Number.isInteger(o.testImages) || (o.testImages as number) <= 0)

@@ -127,7 +127,7 @@ describe('numeric flags: every one has a range', () => {
     assert.ok(count >= Object.keys(valid).length * 2 + 30, `only ${count} numeric options found`);
   });
 
-  test('--help prints each range next to the default', async () => {
+  test('--help prints each range next to the default', () => {
     const program = buildProgram();
     program.configureOutput({ writeOut: () => {} });
     const help = program.commands.find((c) => c.name() === 'pretrain')!.helpInformation();

@@ -71,6 +71,7 @@ describe('zoo on the command line', () => {
       },
     );
     assert.equal(i.status, 0, i.stderr);
-    assert.ok(JSON.parse(i.stdout.trim().split('\n').at(-1)!).layers.length > 0);
+    const info = JSON.parse(i.stdout.trim().split('\n').at(-1)!) as { layers: unknown[] };
+    assert.ok(info.layers.length > 0);
   });
 });

@@ -16,6 +16,7 @@ import {
   type StudySettings,
 } from '../../src/experiments/study.js';
 import { study, studyOverrides } from '../../src/experiments/study-api.js';
+import type { StudyResults } from '../../src/experiments/study-report.js';
 import { trainSupervised } from '../../src/train/loop.js';
 import { UsageError } from '../../src/util/errors.js';
 
@@ -131,7 +132,7 @@ describe('study', () => {
     const html = readFileSync(join(full.dir, 'report.html'), 'utf8');
     assert.doesNotMatch(html, /<script|\bsrc=|\bhref=|https?:/i);
     assert.ok((html.match(/<svg /g) ?? []).length >= 6);
-    const saved = JSON.parse(readFileSync(join(full.dir, 'results.json'), 'utf8'));
+    const saved = JSON.parse(readFileSync(join(full.dir, 'results.json'), 'utf8')) as StudyResults;
     assert.deepEqual(studyJson(saved), studyJson(full.results));
   });
 
@@ -246,7 +247,7 @@ describe('study', () => {
     ];
     for (const [bad, pattern] of cases)
       await assert.rejects(
-        study({ ...bad, out } as Parameters<typeof study>[0]),
+        study({ ...bad, out }),
         (e) => e instanceof UsageError && pattern.test(e.message),
         JSON.stringify(bad),
       );

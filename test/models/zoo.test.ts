@@ -63,7 +63,7 @@ describe('zoo', () => {
     writeZooEntry({ ...entry, root: other });
     const file = join(other, 'mlp-fmnist', 'model.safetensors');
     const bytes = readFileSync(file);
-    bytes[bytes.length - 1] ^= 1;
+    bytes[bytes.length - 1]! ^= 1;
     writeFileSync(file, bytes);
     assert.throws(
       () => loadZooModel('zoo:mlp-fmnist', other),
@@ -83,7 +83,7 @@ describe('zoo', () => {
     const other = mkdtempSync(join(root, 'manifest-'));
     writeZooEntry({ ...entry, root: other });
     const file = join(other, 'mlp-fmnist', 'manifest.json');
-    const good = JSON.parse(readFileSync(file, 'utf8'));
+    const good = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     for (const [patch, re] of [
       [{ acc1: 0.9e3 }, /acc1 must be a percentage/],
       [{ sha256: 'abc' }, /sha256 must be 64/],

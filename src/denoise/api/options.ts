@@ -66,7 +66,9 @@ export function numberList(option: string, v: unknown, maxCount: number): number
   if (v === undefined) return undefined;
   const xs = Array.isArray(v) ? (v as unknown[]) : [v];
   if (xs.length === 0 || xs.length > maxCount)
-    throw new UsageError(`${flagOf(option)} takes 1 to ${maxCount} numbers, got '${String(v)}'`);
+    throw new UsageError(
+      `${flagOf(option)} takes 1 to ${maxCount} numbers, got '${xs.map(shown).join(',')}'`,
+    );
   for (const x of xs) checkRange(flagOf(option), typeof x === 'number' ? x : String(x));
   return xs as number[];
 }
