@@ -19,6 +19,7 @@ export const LAYERS = [
   ['eval'],
   ['train'],
   ['denoise'],
+  ['diffusion'],
   ['experiments'],
   ['cli'],
 ];

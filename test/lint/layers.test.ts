@@ -41,6 +41,7 @@ describe('layering (import-x/no-restricted-paths)', () => {
       ['eval'],
       ['train'],
       ['denoise'],
+      ['diffusion'],
       ['experiments'],
       ['cli'],
     ]);
@@ -54,6 +55,8 @@ describe('layering (import-x/no-restricted-paths)', () => {
     ['src/runtime/example.ts', '../io/safetensors.js', 'src/runtime must not import'],
     ['src/models/example.ts', '../data/transforms.js', 'src/models must not import'],
     ['src/eval/example.ts', '../cli/index.js', 'src/eval must not import'],
+    ['src/denoise/example.ts', '../diffusion/schedule.js', 'src/denoise must not import'],
+    ['src/diffusion/example.ts', '../experiments/probe.js', 'src/diffusion must not import'],
   ];
   for (const [file, from, message] of refused) {
     test(`${file} importing ${from} is an error`, async () => {
@@ -78,6 +81,8 @@ describe('layering (import-x/no-restricted-paths)', () => {
     ['src/layers/example.ts', '../runtime/session.js'],
     ['src/models/example.ts', '../layers/linear.js'],
     ['src/denoise/example.ts', '../eval/retrieval.js'],
+    ['src/diffusion/example.ts', '../denoise/schedule.js'],
+    ['src/experiments/example.ts', '../diffusion/sampler.js'],
     ['src/cli/example.ts', '../experiments/table.js'],
     ['src/cli/example.ts', '../cli/index.js'],
     ['src/index.ts', './cli/index.js'],
