@@ -24,13 +24,13 @@ const ab = (t: number) => (t === 0 ? 1 : schedule.alphaBars[t - 1]!);
  * sqrt(1 − abar) eps, so eps = (x_t − sqrt(abar) c) / sqrt(1 − abar).
  */
 function pointMass(c: Float32Array): NoisePredictor {
-  return async (xt, t, n) => {
+  return (xt, t, n) => {
     const out = new Float32Array(xt.length);
     const per = c.length;
     for (let i = 0; i < n * per; i++) {
       out[i] = (xt[i]! - Math.sqrt(ab(t)) * c[i % per]!) / Math.sqrt(1 - ab(t));
     }
-    return out;
+    return Promise.resolve(out);
   };
 }
 
@@ -102,7 +102,7 @@ describe('DDIM with eta 0 on a tiny U-Net', () => {
 
 describe('seeding', () => {
   // A predictor that ignores its input: the samples depend only on the seeded draws.
-  const zero: NoisePredictor = async (xt) => new Float32Array(xt.length);
+  const zero: NoisePredictor = (xt) => Promise.resolve(new Float32Array(xt.length));
   const opts = { method: 'ddpm', clip: false } as const;
 
   test('same seed, same images; another seed, other images; independent of the batch size', async () => {

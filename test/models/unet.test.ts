@@ -92,7 +92,7 @@ describe('ddpm-unet-micro', () => {
     await s.release();
     const map = out[tapName('mid')]!;
     const pooled = out[pooledName('mid')]!.data as Float32Array;
-    const [n, c, h, w] = map.dims as number[];
+    const [n, c, h, w] = map.dims;
     for (let i = 0; i < n! * c!; i++) {
       let m = 0;
       for (let k = 0; k < h! * w!; k++) m += (map.data as Float32Array)[i * h! * w! + k]!;

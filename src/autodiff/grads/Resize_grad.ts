@@ -132,7 +132,7 @@ function blockSum(ctx: GradContext, x: Value, factors: number[]): Value {
   const split: number[] = [];
   const axes: number[] = [];
   factors.forEach((s, k) => {
-    split.push(typeof xs[k] === 'number' ? (xs[k] as number) : -1);
+    split.push(typeof xs[k] === 'number' ? xs[k] : -1);
     if (s > 1) {
       axes.push(split.length);
       split.push(s);
@@ -145,7 +145,7 @@ function blockSum(ctx: GradContext, x: Value, factors: number[]): Value {
     // Several symbolic dims: read them from x at run time.
     const parts: Value[] = [];
     factors.forEach((s, k) => {
-      parts.push(typeof xs[k] === 'number' ? b.ints([xs[k] as number]) : dimOf(b, x, k));
+      parts.push(typeof xs[k] === 'number' ? b.ints([xs[k]]) : dimOf(b, x, k));
       if (s > 1) parts.push(b.ints([s]));
     });
     target = b.concat(parts, 0);
