@@ -19,11 +19,12 @@ const app = join(dir, 'app');
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
- * Upper bound on the tarball (bytes). Today 6.9 MB: 5.3 MB of Fashion-MNIST subset (gzip,
- * so it does not shrink), 1.1 MB of shipped ResNet weights (float32 barely compresses)
- * and the compiled code. Each further shipped backbone needs it raised, on purpose.
+ * Upper bound on the tarball (bytes). About 9.9 MB: 5.3 MB of Fashion-MNIST subset (gzip,
+ * so it does not shrink), 4 MB of shipped ResNet and ViT weights (float32 barely
+ * compresses) and the compiled code. Each further shipped backbone needs it raised, on
+ * purpose.
  */
-const MAX_TARBALL_BYTES = 8 * 1024 * 1024;
+const MAX_TARBALL_BYTES = 12 * 1024 * 1024;
 
 // Quiet, offline-first npm, and no CUDA download by onnxruntime-node's install script
 // whatever the npm version (npm 11 blocks dependency install scripts by default anyway).
