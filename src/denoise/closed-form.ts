@@ -319,11 +319,11 @@ interface DenoiserSystem {
   minPivot: number;
 }
 
-function denoiserSystem(
-  stats: MomentAccumulator,
+/** The ridge, noise scales and message name of a denoiser fit, checked (UsageErrors). */
+function fitSettings(
   coeffs: NoiseScales,
   opts: { ridge?: number; name?: string },
-): DenoiserSystem {
+): { name: string; ridge: number; s1: number; s2: number } {
   const name = opts.name ?? 'statistics';
   const ridge = opts.ridge ?? 0;
   if (!(ridge >= 0) || !Number.isFinite(ridge))
@@ -332,6 +332,15 @@ function denoiserSystem(
   if (!Number.isFinite(s1) || !Number.isFinite(s2) || s1 < 0 || s2 < 0) {
     throw new UsageError(`${name}: noise scales s1=${s1}, s2=${s2} must be finite and >= 0`);
   }
+  return { name, ridge, s1, s2 };
+}
+
+function denoiserSystem(
+  stats: MomentAccumulator,
+  coeffs: NoiseScales,
+  opts: { ridge?: number; name?: string },
+): DenoiserSystem {
+  const { name, ridge, s1, s2 } = fitSettings(coeffs, opts);
   if (stats.count === 0) throw new DataError(`${name}: no samples to fit a denoiser`);
   const d = stats.dim;
   const mu = stats.mean();
@@ -453,14 +462,7 @@ export function fitDenoiserSpectral(
   coeffs: NoiseScales,
   opts: { ridge?: number; name?: string } = {},
 ): FittedDenoiser {
-  const name = opts.name ?? 'statistics';
-  const ridge = opts.ridge ?? 0;
-  if (!(ridge >= 0) || !Number.isFinite(ridge))
-    throw new UsageError(`ridge must be a finite number >= 0, got ${ridge}`);
-  const { s1, s2 } = coeffs;
-  if (!Number.isFinite(s1) || !Number.isFinite(s2) || s1 < 0 || s2 < 0) {
-    throw new UsageError(`${name}: noise scales s1=${s1}, s2=${s2} must be finite and >= 0`);
-  }
+  const { name, ridge, s1, s2 } = fitSettings(coeffs, opts);
   if (!(s2 * s2 + ridge > 0))
     throw new UsageError(`${name}: s2 = 0 and no ridge: the denoiser is undefined`);
   const d = spec.dim;
