@@ -96,6 +96,7 @@ export {
   type LoadWeightsReport,
 } from './models/weights.js';
 export {
+  checkedZooWeights,
   isZooRef,
   loadZooModel,
   readZooManifest,
@@ -104,6 +105,7 @@ export {
   zooRoot,
   type ZooManifest,
   type ZooModel,
+  type ZooProbeCell,
 } from './models/zoo.js';
 
 // Data sets, batches and transforms
@@ -160,6 +162,7 @@ export {
   pairedBootstrap,
   tInterval,
   verdict,
+  wilsonInterval,
   type BootstrapOptions,
   type BootstrapResult,
   type Interval,

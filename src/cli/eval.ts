@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ModelError, UsageError } from '../util/errors.js';
+import { wilsonInterval } from '../eval/statistics.js';
 import { evaluateModel } from '../eval/evaluate.js';
 import { getPreset } from '../models/registry.js';
 import { modelWithWeights } from '../models/weights.js';
@@ -71,6 +72,8 @@ export function evalCommand(program: Command): void {
       task: o.task,
       units: 'percent',
       acc1: pct(r.acc1),
+      // 95% Wilson interval of acc@1 over the test images.
+      acc1Ci95: wilsonInterval(Math.round(r.acc1 * r.images), r.images).ci!.map(pct),
       acc5: pct(r.acc5),
       mAP: pct(r.mAP),
       rank1: pct(r.rank1),

@@ -16,6 +16,7 @@ import { isDiffusionPreset } from '../models/registry.js';
 import { isZooRef, ZOO_PREFIX } from '../models/zoo.js';
 import { readModel } from '../onnx/serialize.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
+import { wilsonInterval } from '../eval/statistics.js';
 import { ModelError, UsageError } from '../util/errors.js';
 import { emit, floatArg, intArg, listArg, withCommon } from './common.js';
 import { loadEvalModel } from './eval.js';
@@ -56,8 +57,8 @@ async function isUNet(arg: string): Promise<boolean> {
 async function resolveSource(arg: string): Promise<ProbeSource> {
   if (arg === 'pixels') return { kind: 'pixels' };
   if (isZooRef(arg)) {
-    // The zoo's entries are supervised backbones; a U-Net reference gets the loader's message.
-    if (isDiffusionPreset(arg.slice(ZOO_PREFIX.length))) await loadDiffusionModel(arg);
+    if (isDiffusionPreset(arg.slice(ZOO_PREFIX.length)))
+      return { kind: 'unet', unet: await loadDiffusionModel(arg), path: arg };
     return { kind: 'backbone', model: await loadEvalModel(arg), path: arg };
   }
   if (!existsSync(arg)) throw new ModelError(`no such model or run folder: ${arg}`);
@@ -112,6 +113,8 @@ export function probeCommand(program: Command): void {
     if (o.head !== 'linear' && o.head !== 'attention')
       throw new UsageError(`--head must be linear or attention, got '${o.head}'`);
     if (o.sweep) {
+      if (isZooRef(arg) && o.out === undefined)
+        throw new UsageError('--sweep of a zoo entry needs --out <dir> for its results');
       const outDir = o.out ?? sweepDir(arg);
       checkOutputPaths(
         isModelFile(arg) ? [{ flag: '<source>', path: arg }] : [],
@@ -177,17 +180,21 @@ export function probeCommand(program: Command): void {
       onStage: say,
     });
     const line = { t: r.t, block: r.block, acc1: r.acc1 };
+    const nTest = r.result.testImages;
+    const ci = wilsonInterval(Math.round(r.result.acc1 * nTest), nTest).ci!;
     emit(
       o.json,
       {
         ...line,
+        // 95% Wilson interval over the test images, in percent.
+        ci95: ci.map((x) => Number((100 * x).toPrecision(6))),
         head: r.head,
         chosenBy: r.chosenBy,
         trainImages: train.size,
         testImages: r.result.testImages,
       },
       () =>
-        `${r.head} probe of ${r.t === null ? r.block : `${r.block} at t=${r.t}${r.chosenBy === 'fallback' ? ' (no sweep found: default)' : r.chosenBy === 'sweep' ? " (the sweep's best)" : ''}`}: acc@1 ${r.acc1.toFixed(2)}% on ${r.result.testImages} test images (${train.size} training images)`,
+        `${r.head} probe of ${r.t === null ? r.block : `${r.block} at t=${r.t}${r.chosenBy === 'fallback' ? ' (no sweep found: default)' : r.chosenBy === 'sweep' ? " (the sweep's best)" : r.chosenBy === 'manifest' ? " (the shipped sweep's best)" : ''}`}: acc@1 ${r.acc1.toFixed(2)}% [${(100 * ci[0]).toFixed(2)}, ${(100 * ci[1]).toFixed(2)}] on ${r.result.testImages} test images (${train.size} training images)`,
     );
   });
 }

@@ -6,7 +6,8 @@ import { buildUNet } from '../models/unet-graph.js';
 import type { UNetDef } from '../models/unet.js';
 import { readModel } from '../onnx/serialize.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { isZooRef } from '../models/zoo.js';
+import { readSafetensors } from '../io/safetensors.js';
+import { checkedZooWeights, isZooRef, ZOO_PREFIX, type ZooProbeCell } from '../models/zoo.js';
 import { DataError, ModelError } from '../util/errors.js';
 
 /** The file a DDPM pretraining run exports: the U-Net with its EMA weights. */
@@ -18,6 +19,8 @@ export interface LoadedUNet {
   values: ParamStore;
   /** What was read (a file, or a checkpoint and which weights). */
   source: string;
+  /** A zoo entry's default probe cell (its manifest's `probe`). */
+  probeCell?: ZooProbeCell;
 }
 
 /**
@@ -25,18 +28,18 @@ export interface LoadedUNet {
  * - an `.onnx` file exported by `denoiserep pretrain` (its `preset` metadata names the
  *   architecture; its initializers are the EMA weights),
  * - a pretraining output folder (its `model.onnx` when present, else its checkpoint),
- * - a checkpoint folder (the EMA tensors when it holds them, else the raw weights).
- *
- * The zoo ships no trained U-Net yet, so `zoo:<preset>` is a ModelError saying so.
+ * - a checkpoint folder (the EMA tensors when it holds them, else the raw weights),
+ * - `zoo:<preset>`, a shipped U-Net (its sha256 checked against the manifest).
  * @param path - file or folder
  * @example
  * const { def, values } = await loadDiffusionModel('runs/ddpm');
  */
 export async function loadDiffusionModel(path: string): Promise<LoadedUNet> {
   if (isZooRef(path)) {
-    throw new ModelError(
-      `${path}: the zoo ships no trained diffusion U-Net yet; train one with \`denoiserep pretrain --model ddpm-unet-fmnist\` and pass its output folder`,
-    );
+    const { manifest, weightsPath } = checkedZooWeights(path);
+    const def = presetOf(manifest.preset, `${ZOO_PREFIX}${manifest.preset}`);
+    const values = pick(def, ParamStore.fromTensors(readSafetensors(weightsPath).tensors), path);
+    return { def, values, source: path, ...(manifest.probe && { probeCell: manifest.probe }) };
   }
   if (!existsSync(path)) throw new ModelError(`no such model or run folder: ${path}`);
   if (statSync(path).isDirectory()) {

@@ -353,3 +353,56 @@ export function describeDifference(d: Interval, scale = 1, digits = 2): string {
   const ci = d.ci ? ` [${f(d.ci[0])}, ${f(d.ci[1])}]` : '';
   return `${f(d.mean)}${ci} ${verdict(d)}`;
 }
+
+/**
+ * Quantile function of the standard normal distribution (Acklam's rational approximation,
+ * relative error below 1.2e-9 over (0, 1)).
+ * @example normalQuantile(0.975) // 1.959963985
+ */
+export function normalQuantile(p: number): number {
+  if (!(p > 0 && p < 1)) throw new UsageError(`normal quantile needs p in (0, 1), got ${p}`);
+  const a = [
+    -3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2,
+    -3.066479806614716e1, 2.506628277459239,
+  ] as const;
+  const b = [
+    -5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1,
+    -1.328068155288572e1,
+  ] as const;
+  const c = [
+    -7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734,
+    4.374664141464968, 2.938163982698783,
+  ] as const;
+  const d = [
+    7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416,
+  ] as const;
+  const tail = (q: number) =>
+    (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+    ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  const pLow = 0.02425;
+  if (p < pLow) return tail(Math.sqrt(-2 * Math.log(p)));
+  if (p > 1 - pLow) return -tail(Math.sqrt(-2 * Math.log(1 - p)));
+  const q = p - 0.5;
+  const r = q * q;
+  return (
+    ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) /
+    (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+  );
+}
+
+/**
+ * Wilson score interval of a proportion: k successes in n trials (acc@1 of one model on
+ * n test images, where the images are the only source of variation).
+ * @example wilsonInterval(8, 10) // { mean: 0.8, ci: [0.4902, 0.9433] }
+ */
+export function wilsonInterval(k: number, n: number, level = 0.95): Interval {
+  checkLevel(level);
+  if (!Number.isInteger(n) || n <= 0 || !Number.isInteger(k) || k < 0 || k > n)
+    throw new UsageError(`a proportion needs integers 0 <= k <= n, n > 0; got k=${k}, n=${n}`);
+  const z = normalQuantile(1 - (1 - level) / 2);
+  const p = k / n;
+  const z2n = (z * z) / n;
+  const centre = (p + z2n / 2) / (1 + z2n);
+  const half = (z / (1 + z2n)) * Math.sqrt((p * (1 - p)) / n + z2n / (4 * n));
+  return { mean: p, ci: [Math.max(0, centre - half), Math.min(1, centre + half)] };
+}

@@ -59,9 +59,9 @@ export function loadBackbone(ref: string, flag = '--backbone'): Backbone {
   return { ref, def, values, model: modelWithWeights(def, values), identity: h.digest('hex') };
 }
 
-/** The shipped ViT when the zoo has it, else the first entry, else none. */
+/** The shipped ViT when the zoo has it, else the first classifier entry, else none. */
 export function defaultBackbone(): string {
-  const have = zooEntries();
+  const have = zooEntries(zooRoot(), 'backbone');
   if (have.includes('vit-tiny-fmnist')) return 'zoo:vit-tiny-fmnist';
   return have.length ? `zoo:${have[0]}` : '';
 }

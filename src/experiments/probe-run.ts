@@ -53,8 +53,8 @@ export interface ProbeReport {
   /** acc@1 in percent. */
   acc1: number;
   head: 'linear' | 'attention';
-  /** Where (t, block) came from: flags, the sweep file, or the fallback. */
-  chosenBy?: 'flags' | 'sweep' | 'fallback';
+  /** Where (t, block) came from: flags, a zoo entry's manifest, the sweep file, or the fallback. */
+  chosenBy?: CellChoice;
   result: ProbeResult;
 }
 
@@ -63,16 +63,23 @@ export function sweepDir(path: string): string {
   return existsSync(path) && statSync(path).isDirectory() ? path : dirname(path);
 }
 
+/** Where a probe's (t, block) came from. */
+export type CellChoice = 'flags' | 'manifest' | 'sweep' | 'fallback';
+
 /**
- * The (t, block) to probe: the flags, else the best cell of `probe-sweep.json` next to the
- * model, else {@link FALLBACK_CELL}.
+ * The (t, block) to probe: the flags; else, for a zoo entry, its manifest's cell (the
+ * best of the sweep it shipped with); else the best cell of `probe-sweep.json` next to
+ * the model; else {@link FALLBACK_CELL}.
+ * @param shipped - a zoo entry's `probe` cell
  */
 export function chooseCell(
   path: string,
   t: number | undefined,
   block: string | undefined,
-): { t: number; block: string; chosenBy: 'flags' | 'sweep' | 'fallback' } {
+  shipped?: { t: number; block: string },
+): { t: number; block: string; chosenBy: CellChoice } {
   if (t !== undefined && block !== undefined) return { t, block, chosenBy: 'flags' };
+  if (shipped) return { t: t ?? shipped.t, block: block ?? shipped.block, chosenBy: 'manifest' };
   const file = join(sweepDir(path), SWEEP_FILES.json);
   let best: SweepCell | undefined;
   if (existsSync(file)) {
@@ -119,7 +126,7 @@ export async function runProbe(opts: {
     });
     return { t: null, block: source.kind, acc1: 100 * result.acc1, head: 'linear', result };
   }
-  const cell = chooseCell(source.path, opts.t, opts.block);
+  const cell = chooseCell(source.path, opts.t, opts.block, source.unet.probeCell);
   const pooling: Pooling = opts.head === 'linear' ? 'mean' : { grid: opts.grid ?? 4 };
   const { def, values } = source.unet;
   const fx = await FeatureExtractor.create(def, values, [cell.block], pooling, ddpmSchedule(), {

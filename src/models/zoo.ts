@@ -6,6 +6,10 @@
  * The weights' sha256 is checked on every load: a changed or truncated file is a DataError,
  * never a silently different model.
  *
+ * Entries are either classifier backbones (`loadZooModel`) or diffusion U-Nets (loaded by
+ * `loadDiffusionModel`); a diffusion entry's manifest also names the (t, block) whose
+ * linear probe its `acc1` reports, which `probe` uses by default.
+ *
  * The zoo folder is `zoo/` at the package root, or `$DENOISEREP_ZOO` when set.
  */
 import { createHash } from 'node:crypto';
@@ -16,7 +20,7 @@ import { writeJsonAtomic } from '../util/atomic-write.js';
 import { DataError, UsageError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
 import type { ParamStore } from './params.js';
-import { getPreset, type PresetOptions, presetNames } from './registry.js';
+import { getPreset, isDiffusionPreset, type PresetOptions, presetNames } from './registry.js';
 import type { ModelDef } from './types.js';
 import { loadWeights, modelWithWeights, saveWeights } from './weights.js';
 
@@ -53,6 +57,17 @@ export interface ZooManifest {
   testImages: number;
   /** Free-form notes (wall time, machine). */
   notes?: string;
+  /**
+   * Diffusion entries only (required there): the noise step and block whose linear probe
+   * scores `acc1`, the default of `probe zoo:<preset>`.
+   */
+  probe?: ZooProbeCell;
+}
+
+/** The feature cell a diffusion entry's `acc1` was measured at. */
+export interface ZooProbeCell {
+  t: number;
+  block: string;
 }
 
 /**
@@ -68,12 +83,19 @@ export function isZooRef(arg: string): boolean {
   return arg.startsWith(ZOO_PREFIX);
 }
 
-/** The presets that have a zoo entry (a folder with a manifest) under `root`. */
-export function zooEntries(root = zooRoot()): string[] {
+/**
+ * The presets that have a zoo entry (a folder with a manifest) under `root`.
+ * @param kind - 'backbone' lists only classifier presets, 'diffusion' only U-Nets
+ */
+export function zooEntries(
+  root = zooRoot(),
+  kind: 'all' | 'backbone' | 'diffusion' = 'all',
+): string[] {
   if (!existsSync(root)) return [];
   return readdirSync(root, { withFileTypes: true })
     .filter((e) => e.isDirectory() && existsSync(join(root, e.name, 'manifest.json')))
     .map((e) => e.name)
+    .filter((n) => kind === 'all' || isDiffusionPreset(n) === (kind === 'diffusion'))
     .sort();
 }
 
@@ -101,7 +123,9 @@ function checkManifest(m: unknown, file: string, name: string): ZooManifest {
     throw bad(`version ${String(o.version)} is not supported (expected ${ZOO_VERSION})`);
   if (o.preset !== name)
     throw bad(`preset '${String(o.preset)}' does not match the entry name '${name}'`);
-  if (!presetNames().includes(name)) throw bad(`preset '${name}' is unknown to this version`);
+  const diffusion = isDiffusionPreset(name);
+  if (!presetNames().includes(name) && !diffusion)
+    throw bad(`preset '${name}' is unknown to this version`);
   if (
     typeof o.weights !== 'string' ||
     o.weights !== basename(o.weights) ||
@@ -124,6 +148,21 @@ function checkManifest(m: unknown, file: string, name: string): ZooManifest {
     throw bad(`acc1 must be a percentage in [0, 100], got ${String(o.acc1)}`);
   if (!Number.isInteger(o.testImages) || (o.testImages as number) <= 0)
     throw bad('testImages must be a positive integer');
+  if (diffusion || o.probe !== undefined) {
+    const p = o.probe as Record<string, unknown> | undefined;
+    if (!diffusion) throw bad('probe is for diffusion entries only');
+    if (
+      typeof p !== 'object' ||
+      p === null ||
+      !Number.isInteger(p.t) ||
+      (p.t as number) < 0 ||
+      typeof p.block !== 'string' ||
+      !p.block
+    )
+      throw bad(
+        'a diffusion entry needs probe: { t, block }, the cell whose linear probe acc1 reports',
+      );
+  }
   return o as unknown as ZooManifest;
 }
 
@@ -175,6 +214,36 @@ export interface ZooModel {
  * const { model, manifest } = loadZooModel('zoo:resnet-tiny-fmnist');
  */
 export function loadZooModel(ref: string, root = zooRoot()): ZooModel {
+  const { manifest, weightsPath } = checkedZooWeights(ref, root);
+  const name = manifest.preset;
+  if (isDiffusionPreset(name))
+    throw new UsageError(
+      `zoo:${name} is a diffusion U-Net, not a classifier backbone: use it with \`sample\` or \`probe\``,
+    );
+  const def = getPreset(name, manifest.presetOptions ?? {});
+  const { store } = loadWeights(def, weightsPath);
+  return {
+    source: `${ZOO_PREFIX}${name}`,
+    manifest,
+    def,
+    values: store,
+    model: modelWithWeights(def, store),
+    weightsPath,
+  };
+}
+
+/**
+ * An entry's manifest and the path of its weights file, whose sha256 has been checked
+ * against the manifest's (any kind of entry; the caller reads the file).
+ * @param ref - `zoo:<preset>`
+ * @param root - the zoo folder (default {@link zooRoot})
+ * @throws UsageError for an unknown entry; DataError for a bad manifest or weights that do
+ *   not match it
+ */
+export function checkedZooWeights(
+  ref: string,
+  root = zooRoot(),
+): { manifest: ZooManifest; weightsPath: string } {
   const manifest = readZooManifest(ref, root);
   const name = manifest.preset;
   const weightsPath = join(root, name, manifest.weights);
@@ -188,16 +257,7 @@ export function loadZooModel(ref: string, root = zooRoot()): ZooModel {
       `${weightsPath}: sha256 ${actual} does not match the manifest's ${manifest.sha256} (file changed or damaged)`,
     );
   }
-  const def = getPreset(name, manifest.presetOptions ?? {});
-  const { store } = loadWeights(def, weightsPath);
-  return {
-    source: `${ZOO_PREFIX}${name}`,
-    manifest,
-    def,
-    values: store,
-    model: modelWithWeights(def, store),
-    weightsPath,
-  };
+  return { manifest, weightsPath };
 }
 
 /**
@@ -213,7 +273,8 @@ export function loadZooModel(ref: string, root = zooRoot()): ZooModel {
  */
 export function writeZooEntry(opts: {
   root?: string;
-  def: ModelDef;
+  /** The preset (a classifier's or a U-Net's definition: only its name is used). */
+  def: Pick<ModelDef, 'name'>;
   presetOptions?: PresetOptions;
   values: ParamStore;
   commands: string[];
@@ -222,8 +283,13 @@ export function writeZooEntry(opts: {
   acc1: number;
   testImages: number;
   notes?: string;
+  probe?: ZooProbeCell;
 }): ZooManifest {
   const root = opts.root ?? zooRoot();
+  if (isDiffusionPreset(opts.def.name) !== (opts.probe !== undefined))
+    throw new UsageError(
+      `zoo entry ${opts.def.name}: probe { t, block } is required for a diffusion U-Net and only there`,
+    );
   const dir = join(root, opts.def.name);
   mkdirSync(dir, { recursive: true });
   const weights = 'model.safetensors';
@@ -243,6 +309,7 @@ export function writeZooEntry(opts: {
     acc1: opts.acc1,
     testImages: opts.testImages,
     ...(opts.notes ? { notes: opts.notes } : {}),
+    ...(opts.probe ? { probe: { t: opts.probe.t, block: opts.probe.block } } : {}),
   };
   checkManifest(manifest, join(dir, 'manifest.json'), opts.def.name);
   writeJsonAtomic(join(dir, 'manifest.json'), manifest);

@@ -167,8 +167,11 @@ describe('denoiserep probe', () => {
   test("baselines: raw pixels, and a backbone's penultimate features", async () => {
     const p = await runHere('probe', 'pixels', ...quick);
     assert.equal(p.code, 0, p.err);
-    const px = lastJson<{ t: null; block: string; acc1: number }>(p.out);
+    const px = lastJson<{ t: null; block: string; acc1: number; ci95: number[] }>(p.out);
     assert.deepEqual([px.t, px.block], [null, 'pixels']);
+    // The Wilson interval over the 2,000 embedded test images brackets acc1, about ±2 points.
+    const [lo, hi] = px.ci95 as [number, number];
+    assert.ok(lo < px.acc1 && px.acc1 < hi && hi - lo > 2 && hi - lo < 5, `${lo} ${hi}`);
     assert.ok(px.acc1 > 60, `pixel probe on 600 images: ${px.acc1}%`);
     const b = await runHere('probe', resnet, ...quick);
     assert.equal(b.code, 0, b.err);
@@ -197,14 +200,59 @@ describe('denoiserep probe', () => {
     }
   });
 
-  test('no trained U-Net in the zoo, a missing folder: model errors (exit 2)', async () => {
-    for (const cmd of [
-      ['probe', 'zoo:ddpm-unet-fmnist', ...quick],
-      ['sample', 'zoo:ddpm-unet-fmnist', '--out', join(dir, 'z.png'), ...fast],
-    ]) {
-      const r = await runHere(...cmd);
-      assert.equal(r.code, 2, cmd.join(' '));
-      assert.match(r.err, /zoo:ddpm-unet-fmnist: the zoo ships no trained diffusion U-Net yet/);
+  test('a shipped U-Net: probe defaults to its manifest cell, sample reads it', async () => {
+    const zoo = join(dir, 'zoo-unet');
+    writeZooEntry({
+      root: zoo,
+      def,
+      values: unetInitialWeights(def, 1),
+      commands: ['(test) initial weights, seed 1'],
+      commit: '0000000',
+      data: 'none',
+      acc1: 10,
+      testImages: 1,
+      probe: { t: 25, block: 'down.0' },
+    });
+    const ref = `zoo:${def.name}`;
+    process.env.DENOISEREP_ZOO = zoo;
+    try {
+      const z = await runHere('probe', ref, ...quick);
+      assert.equal(z.code, 0, z.err);
+      const fromZoo = lastJson<{ t: number; block: string; acc1: number; chosenBy: string }>(z.out);
+      assert.deepEqual([fromZoo.t, fromZoo.block, fromZoo.chosenBy], [25, 'down.0', 'manifest']);
+      // The same weights from the exported file, the cell given by flags: the same probe.
+      const f = await runHere('probe', model, '--t', '25', '--block', 'down.0', ...quick);
+      assert.equal(lastJson<{ acc1: number }>(f.out).acc1, fromZoo.acc1);
+      // --t alone keeps the manifest's block.
+      const t = await runHere('probe', ref, '--t', '0', ...quick);
+      assert.deepEqual(
+        [lastJson<{ t: number }>(t.out).t, lastJson<{ block: string }>(t.out).block],
+        [0, 'down.0'],
+      );
+      const grid = (src: string, name: string) =>
+        runHere('sample', src, '--n', '4', '--steps', '3', '--out', join(dir, name), ...fast);
+      assert.equal((await grid(ref, 'z.png')).code, 0);
+      assert.equal((await grid(model, 'm.png')).code, 0);
+      assert.ok(readFileSync(join(dir, 'z.png')).equals(readFileSync(join(dir, 'm.png'))));
+      const sw = await runHere('probe', ref, '--sweep', ...quick);
+      assert.equal(sw.code, 1);
+      assert.match(sw.err, /--sweep of a zoo entry needs --out/);
+      const e = await runHere('eval', ref, ...fast);
+      assert.equal(e.code, 1);
+      assert.match(e.err, /is a diffusion U-Net, not a classifier backbone/);
+    } finally {
+      delete process.env.DENOISEREP_ZOO;
+    }
+  });
+
+  test('a U-Net the zoo lacks, a missing folder: clear errors', async () => {
+    process.env.DENOISEREP_ZOO = join(dir, 'zoo-unet');
+    try {
+      const r = await runHere('probe', 'zoo:ddpm-unet-fmnist', ...quick);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /no zoo entry 'ddpm-unet-fmnist'/);
+    } finally {
+      delete process.env.DENOISEREP_ZOO;
     }
     const m = await runHere('probe', join(dir, 'no-such-run'), ...quick);
     assert.equal(m.code, 2);

@@ -6,6 +6,7 @@ import {
   logGamma,
   mcnemarExact,
   mcnemarFromCounts,
+  normalQuantile,
   pairedBootstrap,
   quantileSorted,
   regularizedIncompleteBeta,
@@ -13,6 +14,7 @@ import {
   studentTQuantile,
   tInterval,
   verdict,
+  wilsonInterval,
 } from '../../src/eval/statistics.js';
 import { corruptionErrors } from '../../src/eval/robustness.js';
 import { DataError, UsageError } from '../../src/util/errors.js';
@@ -210,5 +212,36 @@ describe('corruption errors', () => {
     near(t.mCE, (0.5 + 1.5) / 2, 1e-15);
     assert.throws(() => corruptionErrors({ a: [0.1] }, { a: [0.1, 0.2] }), DataError);
     assert.throws(() => corruptionErrors({ a: [0.1] }, { a: [0] }), DataError);
+  });
+});
+
+describe('binomial proportion', () => {
+  test('normal quantiles against tabulated values', () => {
+    assert.ok(Math.abs(normalQuantile(0.975) - 1.959963984540054) < 1e-8);
+    assert.equal(normalQuantile(0.5), 0);
+    assert.ok(Math.abs(normalQuantile(0.01) + 2.326347874040841) < 1e-8);
+    assert.ok(Math.abs(normalQuantile(1e-6) + 4.753424308822899) < 1e-7);
+    assert.ok(Math.abs(normalQuantile(0.9) + normalQuantile(0.1)) < 1e-12);
+    assert.throws(() => normalQuantile(1), UsageError);
+  });
+
+  test('Wilson intervals worked by hand', () => {
+    // 8 of 10: centre (0.8 + z²/20)/(1 + z²/10), half z/(1 + z²/10)·sqrt(0.016 + z²/400).
+    const w = wilsonInterval(8, 10);
+    assert.equal(w.mean, 0.8);
+    assert.ok(Math.abs(w.ci![0] - 0.490164) < 1e-5 && Math.abs(w.ci![1] - 0.943318) < 1e-5);
+    // 0 of n: [0, z²/(n + z²)]; n of n: [n/(n + z²), 1].
+    const z2 = 1.959963984540054 ** 2;
+    const zero = wilsonInterval(0, 10).ci!;
+    assert.equal(zero[0], 0);
+    assert.ok(Math.abs(zero[1] - z2 / (10 + z2)) < 1e-9);
+    const all = wilsonInterval(10, 10).ci!;
+    assert.ok(Math.abs(all[0] - 10 / (10 + z2)) < 1e-9 && all[1] === 1);
+    // A wider level, a wider interval; the 10,000-image scale is about ±0.7 points at 84%.
+    const [lo, hi] = wilsonInterval(8425, 10000).ci!;
+    assert.ok(hi - lo > 0.014 && hi - lo < 0.0146, `${lo} ${hi}`);
+    assert.ok(wilsonInterval(8, 10, 0.99).ci![0] < w.ci![0]);
+    assert.throws(() => wilsonInterval(11, 10), UsageError);
+    assert.throws(() => wilsonInterval(1.5, 10), UsageError);
   });
 });

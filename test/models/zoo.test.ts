@@ -5,7 +5,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { getPreset } from '../../src/models/registry.js';
+import { loadDiffusionModel } from '../../src/diffusion/load.js';
+import { getDiffusionPreset, getPreset } from '../../src/models/registry.js';
+import { unetInitialWeights } from '../../src/models/unet-graph.js';
 import { initialWeights } from '../../src/models/weights.js';
 import {
   isZooRef,
@@ -112,5 +114,52 @@ describe('zoo', () => {
         /mlp-fmnist/.test(e.message),
     );
     assert.throws(() => readZooManifest('zoo:../etc', root), UsageError);
+  });
+
+  test('a diffusion entry: a probe cell required, listed apart, loaded as a U-Net', async () => {
+    const other = mkdtempSync(join(root, 'unet-'));
+    const unet = getDiffusionPreset('ddpm-unet-fmnist-micro');
+    const weights = unetInitialWeights(unet, 3);
+    const base = { ...entry, root: other, def: unet, values: weights };
+    assert.throws(() => writeZooEntry(base), /probe \{ t, block \} is required/);
+    assert.throws(
+      () => writeZooEntry({ ...entry, root: other, probe: { t: 0, block: 'mid' } }),
+      /only there/,
+    );
+    writeZooEntry({ ...base, probe: { t: 25, block: 'mid' } });
+    writeZooEntry({ ...entry, root: other });
+    assert.deepEqual(zooEntries(other), ['ddpm-unet-fmnist-micro', 'mlp-fmnist']);
+    assert.deepEqual(zooEntries(other, 'backbone'), ['mlp-fmnist']);
+    assert.deepEqual(zooEntries(other, 'diffusion'), ['ddpm-unet-fmnist-micro']);
+    assert.throws(
+      () => loadZooModel('zoo:ddpm-unet-fmnist-micro', other),
+      (e) => e instanceof UsageError && /is a diffusion U-Net, not a classifier/.test(e.message),
+    );
+    const file = join(other, 'ddpm-unet-fmnist-micro', 'manifest.json');
+    const good = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    for (const probe of [undefined, { t: -1, block: 'mid' }, { t: 1.5, block: 'mid' }, { t: 3 }]) {
+      writeFileSync(file, JSON.stringify({ ...good, probe }));
+      assert.throws(
+        () => readZooManifest('zoo:ddpm-unet-fmnist-micro', other),
+        (e) => e instanceof DataError && /needs probe: \{ t, block \}/.test(e.message),
+        JSON.stringify(probe),
+      );
+    }
+    writeFileSync(file, JSON.stringify(good));
+    process.env.DENOISEREP_ZOO = other;
+    try {
+      const u = await loadDiffusionModel('zoo:ddpm-unet-fmnist-micro');
+      assert.deepEqual(u.probeCell, { t: 25, block: 'mid' });
+      assert.equal(u.def.name, 'ddpm-unet-fmnist-micro');
+      for (const name of weights.names())
+        assert.deepEqual(u.values.get(name).data, weights.get(name).data, name);
+      const w = join(other, 'ddpm-unet-fmnist-micro', 'model.safetensors');
+      const bytes = readFileSync(w);
+      bytes[bytes.length - 1]! ^= 1;
+      writeFileSync(w, bytes);
+      await assert.rejects(loadDiffusionModel('zoo:ddpm-unet-fmnist-micro'), /does not match/);
+    } finally {
+      delete process.env.DENOISEREP_ZOO;
+    }
   });
 });
