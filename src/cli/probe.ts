@@ -40,6 +40,7 @@ interface ProbeOptions {
   weightDecay?: number;
   batchSize?: number;
   trainImages: number;
+  valImages: number;
   json: boolean;
   seed: number;
   threads: number;
@@ -108,6 +109,12 @@ export function probeCommand(program: Command): void {
         'use only the first n training images (0: all)',
         intArg('--train-images'),
         0,
+      )
+      .option(
+        '--val-images <n>',
+        'with --sweep: score the cells on the last n training images, held out from the probes (0: on the test images)',
+        intArg('--val-images'),
+        0,
       ),
   ).action(async (arg: string, o: ProbeOptions) => {
     if (o.head !== 'linear' && o.head !== 'attention')
@@ -121,16 +128,30 @@ export function probeCommand(program: Command): void {
         Object.values(SWEEP_FILES).map((f) => ({ flag: '--out', path: join(outDir, f) })),
       );
     }
+    if (o.valImages > 0 && !o.sweep)
+      throw new UsageError(
+        '--val-images goes with --sweep (a single probe scores on the test set)',
+      );
     const source = await resolveSource(arg);
     const data = await loadTrainTest(o.data);
-    const n = o.trainImages === 0 ? data.train.size : Math.min(o.trainImages, data.train.size);
-    const train =
-      n < data.train.size
-        ? subset(
-            data.train,
-            Array.from({ length: n }, (_, i) => i),
-          )
-        : data.train;
+    // Held-out images for choosing the sweep's cell: the last --val-images training images,
+    // never among the probes' training images, so the test set plays no part in the choice.
+    const pool = data.train.size - o.valImages;
+    if (pool < 1)
+      throw new UsageError(
+        `--val-images ${o.valImages} leaves no training images (${data.train.size} in all)`,
+      );
+    const range = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => from + i);
+    const val =
+      o.valImages > 0
+        ? {
+            ...subset(data.train, range(pool, data.train.size)),
+            name: `${data.train.name} [${pool}, ${data.train.size}) held out`,
+          }
+        : undefined;
+    const n = o.trainImages === 0 ? pool : Math.min(o.trainImages, pool);
+    const train = n < data.train.size ? subset(data.train, range(0, n)) : data.train;
     const base = o.head === 'linear' ? LINEAR_PROBE : ATTENTION_PROBE;
     const config: ProbeConfig = {
       ...base,
@@ -150,7 +171,7 @@ export function probeCommand(program: Command): void {
       const r = await runSweep({
         unet: source.unet,
         train,
-        test: data.test,
+        test: val ?? data.test,
         ts,
         blocks,
         config,

@@ -97,6 +97,7 @@ export const RANGES = {
   '--severities': { int: true, min: 1, max: 5 },
   '--noise-scales': { minExclusive: 0, max: 10_000 },
   '--train-images': IMAGES,
+  '--val-images': IMAGES,
   '--moment-images': IMAGES,
   '--test-images': IMAGES,
   '--corrupted-images': { int: true, min: 1, max: IMAGES.max },

@@ -164,6 +164,27 @@ describe('denoiserep probe', () => {
     );
   });
 
+  test('--val-images: the sweep scores its cells on held-out training images', async () => {
+    const out = join(dir, 'sweep-val');
+    mkdirSync(out);
+    const args = ['--sweep', '--ts', '0', '--blocks', 'mid', '--out', out];
+    const r = await runHere('probe', unetDir, ...args, '--val-images', '300', ...quick);
+    assert.equal(r.code, 0, r.err);
+    const sweep = JSON.parse(readFileSync(join(out, 'probe-sweep.json'), 'utf8')) as {
+      test: string;
+      testImages: number;
+      trainImages: number;
+    };
+    assert.deepEqual([sweep.trainImages, sweep.testImages], [600, 300]);
+    assert.match(sweep.test, /held out/);
+    const single = await runHere('probe', unetDir, '--val-images', '300', ...quick);
+    assert.equal(single.code, 1);
+    assert.match(single.err, /--val-images goes with --sweep/);
+    const all = await runHere('probe', unetDir, ...args, '--val-images', '100000', ...quick);
+    assert.equal(all.code, 1);
+    assert.match(all.err, /leaves no training images/);
+  });
+
   test("baselines: raw pixels, and a backbone's penultimate features", async () => {
     const p = await runHere('probe', 'pixels', ...quick);
     assert.equal(p.code, 0, p.err);
