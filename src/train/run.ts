@@ -209,6 +209,8 @@ interface LoopState {
     seen: number;
     lr: number;
     sums: number[];
+    /** Wall seconds the epoch had run when saved (absent in older checkpoints). */
+    seconds?: number;
   };
   logBytes?: number;
 }
@@ -381,7 +383,7 @@ class Loop<R extends object> {
 
   /** One epoch of one phase. */
   private async epoch(epoch: number, phase: Phase): Promise<EpochSummary> {
-    const t0 = Date.now();
+    let t0 = Date.now();
     const planStart = phase.streams.state();
     const streams = phase.streams.epoch(epoch);
     const batches = phase.batches(streams.order, epoch);
@@ -396,6 +398,9 @@ class Loop<R extends object> {
       sums.seen = inside.seen;
       sums.lr = inside.lr;
       sums.sums = Float64Array.from(inside.sums);
+      // The epoch's time before the checkpoint counts, or a resumed epoch would report
+      // all its images over the resumed part's seconds.
+      t0 -= 1000 * (inside.seconds ?? 0);
       first = this.next.batch;
     }
     const every = this.run.checkpoint?.every ?? 0;
@@ -415,6 +420,7 @@ class Loop<R extends object> {
             lr: sums.lr,
             sums: Array.from(sums.sums),
             streams: streamStates(streams),
+            seconds: (Date.now() - t0) / 1000,
           };
           this.save(epoch - 1, { [phase.name]: planStart });
         }

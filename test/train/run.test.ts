@@ -213,7 +213,12 @@ describe('a new objective is a graph and a feeds function', () => {
     const ck = loadCheckpoint(out);
     assert.equal(ck.state.globalStep, 9);
     assert.equal(ck.state.epoch, 0); // epoch 1 is under way
+    const before = (ck.state.loop as { inside?: { seconds?: number } } | undefined)?.inside
+      ?.seconds;
+    assert.equal(typeof before, 'number', 'the checkpoint keeps the epoch time so far');
     const b = await train(out, undefined, true);
+    // The resumed epoch's time includes the part before the kill.
+    assert.ok(b.res.history[1]!.seconds >= before!, `${b.res.history[1]!.seconds} < ${before}`);
     for (const set of ['store', 'ema'] as const)
       for (const p of ['w', 'c'])
         assert.deepEqual(b[set].get(p).data, a[set].get(p).data, `${set} ${p}`);
