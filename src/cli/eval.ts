@@ -72,8 +72,10 @@ export function evalCommand(program: Command): void {
       task: o.task,
       units: 'percent',
       acc1: pct(r.acc1),
-      // 95% Wilson interval of acc@1 over the test images.
-      acc1Ci95: wilsonInterval(Math.round(r.acc1 * r.images), r.images).ci!.map(pct),
+      // 95% Wilson interval of acc@1 over the test images (classification only).
+      ...(Number.isFinite(r.acc1)
+        ? { acc1Ci95: wilsonInterval(Math.round(r.acc1 * r.images), r.images).ci!.map(pct) }
+        : {}),
       acc5: pct(r.acc5),
       mAP: pct(r.mAP),
       rank1: pct(r.rank1),

@@ -68,13 +68,21 @@ describe('CLI pretrain and eval', () => {
   test('eval of model.onnx and of the checkpoint reproduce the last epoch metrics', async () => {
     const a = run('eval', join('mlp', 'model.onnx'), '--data', 'embedded', '--json');
     assert.equal(a.code, 0, a.err);
-    const ra = JSON.parse(a.out) as { acc1: number; images: number };
+    const ra = JSON.parse(a.out) as { acc1: number; images: number; acc1Ci95: number[] };
     assert.equal(ra.images, 2000);
+    // A 95% Wilson interval over the 2,000 images brackets acc@1.
+    assert.ok(ra.acc1Ci95[0]! < ra.acc1 && ra.acc1 < ra.acc1Ci95[1]!, String(ra.acc1Ci95));
     // --json reports percent.
     assert.equal(ra.acc1, Number((100 * final.acc1).toPrecision(12)));
     const b = await runHere('eval', join(cwd, 'mlp'), '--task', 'retrieval', '--json');
     assert.equal(b.code, 0, b.err);
-    const rb = JSON.parse(b.out) as { mAP: number; rank1: number; validQueries: number };
+    const rb = JSON.parse(b.out) as {
+      mAP: number;
+      rank1: number;
+      validQueries: number;
+      acc1Ci95?: number[];
+    };
+    assert.equal(rb.acc1Ci95, undefined, 'retrieval has no acc@1 to bracket');
     // eval prints percentages to 12 significant digits.
     assert.equal(rb.mAP, Number((100 * final.mAP).toPrecision(12)));
     assert.equal(rb.validQueries, 200);
