@@ -56,7 +56,8 @@ const common = {
   ...(o.notes ? { notes: o.notes } : {}),
 };
 
-if (isDiffusionPreset(loadCheckpoint(dir).state.preset)) {
+const ck = loadCheckpoint(dir);
+if (isDiffusionPreset(ck.state.preset)) {
   if (!o['probe-json']) {
     console.error('a U-Net entry needs --probe-json <the last line of `probe <run> --json`>');
     process.exit(1);
@@ -82,7 +83,6 @@ if (isDiffusionPreset(loadCheckpoint(dir).state.preset)) {
   console.log(JSON.stringify(manifest));
   process.exit(0);
 }
-const ck = loadCheckpoint(dir);
 const presetOptions = ck.state.presetOptions ?? {};
 const def = getPreset(ck.state.preset, presetOptions);
 const values = ParamStore.fromTensors(ck.tensors);

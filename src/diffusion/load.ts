@@ -6,7 +6,6 @@ import { buildUNet } from '../models/unet-graph.js';
 import type { UNetDef } from '../models/unet.js';
 import { readModel } from '../onnx/serialize.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { readSafetensors } from '../io/safetensors.js';
 import { checkedZooWeights, isZooRef, ZOO_PREFIX, type ZooProbeCell } from '../models/zoo.js';
 import { DataError, ModelError } from '../util/errors.js';
 
@@ -36,9 +35,9 @@ export interface LoadedUNet {
  */
 export async function loadDiffusionModel(path: string): Promise<LoadedUNet> {
   if (isZooRef(path)) {
-    const { manifest, weightsPath } = checkedZooWeights(path);
+    const { manifest, tensors } = checkedZooWeights(path);
     const def = presetOf(manifest.preset, `${ZOO_PREFIX}${manifest.preset}`);
-    const values = pick(def, ParamStore.fromTensors(readSafetensors(weightsPath).tensors), path);
+    const values = pick(def, ParamStore.fromTensors(tensors), path);
     return { def, values, source: path, ...(manifest.probe && { probeCell: manifest.probe }) };
   }
   if (!existsSync(path)) throw new ModelError(`no such model or run folder: ${path}`);

@@ -16,13 +16,15 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeJsonAtomic } from '../util/atomic-write.js';
+import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
+import type { Tensor } from '../onnx/tensor.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
 import { DataError, UsageError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
 import type { ParamStore } from './params.js';
 import { getPreset, isDiffusionPreset, type PresetOptions, presetNames } from './registry.js';
 import type { ModelDef } from './types.js';
-import { loadWeights, modelWithWeights, saveWeights } from './weights.js';
+import { assignWeights, initialWeights, modelWithWeights } from './weights.js';
 
 /** The prefix of a zoo reference. */
 export const ZOO_PREFIX = 'zoo:';
@@ -108,9 +110,13 @@ function entryName(ref: string): string {
   return name;
 }
 
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
 /** sha256 of a file, lowercase hex. */
 export function sha256File(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
+  return sha256Hex(readFileSync(path));
 }
 
 function checkManifest(m: unknown, file: string, name: string): ZooManifest {
@@ -148,21 +154,19 @@ function checkManifest(m: unknown, file: string, name: string): ZooManifest {
     throw bad(`acc1 must be a percentage in [0, 100], got ${String(o.acc1)}`);
   if (!Number.isInteger(o.testImages) || (o.testImages as number) <= 0)
     throw bad('testImages must be a positive integer');
-  if (diffusion || o.probe !== undefined) {
-    const p = o.probe as Record<string, unknown> | undefined;
-    if (!diffusion) throw bad('probe is for diffusion entries only');
-    if (
-      typeof p !== 'object' ||
-      p === null ||
-      !Number.isInteger(p.t) ||
-      (p.t as number) < 0 ||
-      typeof p.block !== 'string' ||
-      !p.block
-    )
-      throw bad(
-        'a diffusion entry needs probe: { t, block }, the cell whose linear probe acc1 reports',
-      );
-  }
+  if (!diffusion && o.probe !== undefined) throw bad('probe is for diffusion entries only');
+  const p = o.probe as Record<string, unknown> | null | undefined;
+  const cell =
+    typeof p === 'object' &&
+    p !== null &&
+    Number.isInteger(p.t) &&
+    (p.t as number) >= 0 &&
+    typeof p.block === 'string' &&
+    p.block !== '';
+  if (diffusion && !cell)
+    throw bad(
+      'a diffusion entry needs probe: { t, block }, the cell whose linear probe acc1 reports',
+    );
   return o as unknown as ZooManifest;
 }
 
@@ -214,14 +218,15 @@ export interface ZooModel {
  * const { model, manifest } = loadZooModel('zoo:resnet-tiny-fmnist');
  */
 export function loadZooModel(ref: string, root = zooRoot()): ZooModel {
-  const { manifest, weightsPath } = checkedZooWeights(ref, root);
-  const name = manifest.preset;
-  if (isDiffusionPreset(name))
+  if (isDiffusionPreset(entryName(ref)))
     throw new UsageError(
-      `zoo:${name} is a diffusion U-Net, not a classifier backbone: use it with \`sample\` or \`probe\``,
+      `zoo:${entryName(ref)} is a diffusion U-Net, not a classifier backbone: use it with \`sample\` or \`probe\``,
     );
+  const { manifest, weightsPath, tensors } = checkedZooWeights(ref, root);
+  const name = manifest.preset;
   const def = getPreset(name, manifest.presetOptions ?? {});
-  const { store } = loadWeights(def, weightsPath);
+  const store = initialWeights(def);
+  assignWeights(store, tensors, weightsPath);
   return {
     source: `${ZOO_PREFIX}${name}`,
     manifest,
@@ -233,8 +238,8 @@ export function loadZooModel(ref: string, root = zooRoot()): ZooModel {
 }
 
 /**
- * An entry's manifest and the path of its weights file, whose sha256 has been checked
- * against the manifest's (any kind of entry; the caller reads the file).
+ * An entry's manifest and its weights, read once: the bytes' sha256 checked against the
+ * manifest's, then decoded (any kind of entry; the caller matches the tensors to its model).
  * @param ref - `zoo:<preset>`
  * @param root - the zoo folder (default {@link zooRoot})
  * @throws UsageError for an unknown entry; DataError for a bad manifest or weights that do
@@ -243,7 +248,7 @@ export function loadZooModel(ref: string, root = zooRoot()): ZooModel {
 export function checkedZooWeights(
   ref: string,
   root = zooRoot(),
-): { manifest: ZooManifest; weightsPath: string } {
+): { manifest: ZooManifest; weightsPath: string; tensors: Map<string, Tensor> } {
   const manifest = readZooManifest(ref, root);
   const name = manifest.preset;
   const weightsPath = join(root, name, manifest.weights);
@@ -251,13 +256,14 @@ export function checkedZooWeights(
     throw new DataError(
       `${weightsPath}: the weights of zoo:${name} are missing (the manifest names them)`,
     );
-  const actual = sha256File(weightsPath);
+  const bytes = readFileSync(weightsPath);
+  const actual = sha256Hex(bytes);
   if (actual !== manifest.sha256) {
     throw new DataError(
       `${weightsPath}: sha256 ${actual} does not match the manifest's ${manifest.sha256} (file changed or damaged)`,
     );
   }
-  return { manifest, weightsPath };
+  return { manifest, weightsPath, tensors: decodeSafetensors(bytes, weightsPath).tensors };
 }
 
 /**
@@ -291,18 +297,21 @@ export function writeZooEntry(opts: {
       `zoo entry ${opts.def.name}: probe { t, block } is required for a diffusion U-Net and only there`,
     );
   const dir = join(root, opts.def.name);
-  mkdirSync(dir, { recursive: true });
   const weights = 'model.safetensors';
-  const path = join(dir, weights);
-  saveWeights(path, opts.values, { preset: opts.def.name, format: ZOO_FORMAT });
+  // Encoded in memory: the manifest is made and checked from these bytes before either
+  // file is written, so a refused entry leaves nothing behind.
+  const bytes = encodeSafetensors(opts.values.toTensors(), {
+    preset: opts.def.name,
+    format: ZOO_FORMAT,
+  });
   const manifest: ZooManifest = {
     format: ZOO_FORMAT,
     version: ZOO_VERSION,
     preset: opts.def.name,
     ...(opts.presetOptions ? { presetOptions: opts.presetOptions } : {}),
     weights,
-    sha256: sha256File(path),
-    bytes: readFileSync(path).length,
+    sha256: sha256Hex(bytes),
+    bytes: bytes.length,
     commands: opts.commands,
     commit: opts.commit,
     data: opts.data,
@@ -312,6 +321,8 @@ export function writeZooEntry(opts: {
     ...(opts.probe ? { probe: { t: opts.probe.t, block: opts.probe.block } } : {}),
   };
   checkManifest(manifest, join(dir, 'manifest.json'), opts.def.name);
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, weights), bytes);
   writeJsonAtomic(join(dir, 'manifest.json'), manifest);
   return manifest;
 }

@@ -1,7 +1,7 @@
 // The model zoo: a generated entry is written, read back with its sha256 checked, and
 // refused when its weights or manifest are damaged (the CLI: test/cli/zoo.e2e.test.ts).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -103,6 +103,10 @@ describe('zoo', () => {
     }
     writeFileSync(file, '{ not json');
     assert.throws(() => readZooManifest('zoo:mlp-fmnist', other), /not valid JSON/);
+    // A refused entry is refused before anything is written.
+    const fresh = mkdtempSync(join(root, 'refused-'));
+    assert.throws(() => writeZooEntry({ ...entry, root: fresh, acc1: 900 }), /acc1 must be/);
+    assert.deepEqual(readdirSync(fresh), []);
   });
 
   test('an unknown entry is a usage error listing the entries', () => {
