@@ -72,8 +72,8 @@ export function evalCommand(program: Command): void {
       task: o.task,
       units: 'percent',
       acc1: pct(r.acc1),
-      // 95% Wilson interval of acc@1 over the test images (classification only).
-      ...(Number.isFinite(r.acc1)
+      // 95% Wilson interval of acc@1 over the test images (retrieval has no acc@1).
+      ...(o.task === 'classification'
         ? { acc1Ci95: wilsonInterval(Math.round(r.acc1 * r.images), r.images).ci!.map(pct) }
         : {}),
       acc5: pct(r.acc5),
