@@ -1,9 +1,11 @@
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { FeedError, ModelError } from '../util/errors.js';
 import type { DType, TensorArray } from '../onnx/dtype.js';
 import { cloneGraph, type Dim, type Model, onnxOpset, type ValueInfo } from '../onnx/ir.js';
-import { encodeModel } from '../onnx/serialize.js';
+import { encodeModel, writeModel } from '../onnx/serialize.js';
 import { inferShapes } from '../onnx/shapes.js';
 import { numel, type Tensor } from '../onnx/tensor.js';
 
@@ -42,6 +44,20 @@ export function ortLogLevel(): OrtLogLevel {
 // The environment's level applies from the first session on; errors-only at most.
 ort.env.logLevel =
   ORT_LOG_LEVELS.indexOf(ortLogLevel()) < ORT_LOG_LEVELS.indexOf('error') ? ortLogLevel() : 'error';
+
+/**
+ * Initializer bytes from which {@link Session.create} hands a model to ONNX Runtime as a
+ * temporary file with external data rather than as serialised bytes in memory.
+ */
+export const SESSION_FILE_BYTES = 64 * 2 ** 20;
+
+function removeQuietly(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // a file still mapped by ONNX Runtime on a system that refuses to delete it: leave it
+  }
+}
 
 const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
   float32: 'float32',
@@ -100,27 +116,50 @@ export class Session {
    * @param opts - threads, optimisation level, source name for messages
    */
   static async create(model: Model, opts: SessionOptions = {}): Promise<Session> {
+    let bytes = 0;
+    for (const t of model.graph.initializers.values()) bytes += t.data.byteLength;
+    if (bytes >= SESSION_FILE_BYTES) {
+      // A large model goes to ONNX Runtime as a file with its tensors as external data,
+      // written straight from the tensors: no serialised copy held in memory while the
+      // session is made and until the garbage collector frees it (a ViT-B: 0.5 GB less).
+      let dir: string | undefined;
+      try {
+        dir = mkdtempSync(join(tmpdir(), 'denoiserep-session-'));
+        const path = join(dir, 'model.onnx');
+        writeModel(path, model, { externalData: 'always' });
+        return await Session.fromEncoded(model, path, opts);
+      } catch (err) {
+        if (err instanceof ModelError) throw err;
+        // The temporary file could not be written (no space, say): from memory instead.
+      } finally {
+        if (dir) removeQuietly(dir);
+      }
+    }
     return Session.fromEncoded(model, encodeModel(model), opts);
   }
 
   /**
    * Creates a session from a model and its serialised bytes (when the caller has already
-   * encoded it, e.g. to key a cache).
+   * encoded it, e.g. to key a cache), or the path of a file holding it.
    */
   static async fromEncoded(
     model: Model,
-    bytes: Uint8Array,
+    bytes: Uint8Array | string,
     opts: SessionOptions = {},
   ): Promise<Session> {
     const source = opts.source ?? model.graph.name;
     let inner: ort.InferenceSession;
+    const options: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: opts.threads ?? availableParallelism(),
+      graphOptimizationLevel: opts.optimization ?? 'all',
+      logSeverityLevel: ORT_LOG_LEVELS.indexOf(ortLogLevel()) as 0 | 1 | 2 | 3 | 4,
+      ...(opts.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
+    };
     try {
-      inner = await ort.InferenceSession.create(bytes, {
-        intraOpNumThreads: opts.threads ?? availableParallelism(),
-        graphOptimizationLevel: opts.optimization ?? 'all',
-        logSeverityLevel: ORT_LOG_LEVELS.indexOf(ortLogLevel()) as 0 | 1 | 2 | 3 | 4,
-        ...(opts.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
-      });
+      inner =
+        typeof bytes === 'string'
+          ? await ort.InferenceSession.create(bytes, options)
+          : await ort.InferenceSession.create(bytes, options);
     } catch (err) {
       throw new ModelError(`${source}: onnxruntime cannot load the model: ${ortMessage(err)}`, {
         cause: err,
@@ -133,8 +172,15 @@ export class Session {
    * Runs the model.
    * @param feeds - one tensor per graph input, by name
    * @param fetches - output names to fetch (default: all graph outputs)
+   * @param into - for some fetched outputs, a tensor of the output's exact dtype and shape
+   *   that ONNX Runtime writes into (no new buffer per run: for large outputs fetched on
+   *   every batch); the result then holds that same tensor
    */
-  async run(feeds: Record<string, Tensor>, fetches?: string[]): Promise<Record<string, Tensor>> {
+  async run(
+    feeds: Record<string, Tensor>,
+    fetches?: string[],
+    into: Record<string, Tensor> = {},
+  ): Promise<Record<string, Tensor>> {
     checkFeeds(this.source, this.inputs, feeds);
     const names = fetches ?? this.outputs.map((o) => o.name);
     for (const n of names) {
@@ -144,18 +190,29 @@ export class Session {
         );
       }
     }
+    for (const n of Object.keys(into)) {
+      if (!names.includes(n))
+        throw new FeedError(`${this.source}: a buffer is given for '${n}', which is not fetched`);
+      const t = into[n]!;
+      if (t.data.length !== numel(t.dims))
+        throw new FeedError(
+          `${this.source}: the buffer for output '${n}' has ${t.data.length} elements for dims [${t.dims}]`,
+        );
+    }
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
+    const ortFetches: Record<string, ort.Tensor | null> = {};
+    for (const n of names) ortFetches[n] = into[n] ? toOrt(into[n]) : null;
     let res: ort.InferenceSession.OnnxValueMapType;
     try {
-      res = await this.inner.run(ortFeeds, names);
+      res = await this.inner.run(ortFeeds, ortFetches);
     } catch (err) {
       throw new ModelError(`${this.source}: onnxruntime failed: ${ortMessage(err)}`, {
         cause: err,
       });
     }
     const out: Record<string, Tensor> = {};
-    for (const n of names) out[n] = fromOrt(res[n] as ort.Tensor);
+    for (const n of names) out[n] = into[n] ?? fromOrt(res[n] as ort.Tensor);
     return out;
   }
 

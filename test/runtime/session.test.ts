@@ -2,13 +2,15 @@
 // failure a FeedError naming the input), load failures are ModelErrors naming the
 // source, and intermediate values can be fetched as extra outputs.
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { FeedError, ModelError } from '../../src/util/errors.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { emptyGraph, type Model, makeModel } from '../../src/onnx/ir.js';
 import { float32, int64, makeTensor, type Tensor } from '../../src/onnx/tensor.js';
-import { Session, withExtraOutputs } from '../../src/runtime/session.js';
+import { SESSION_FILE_BYTES, Session, withExtraOutputs } from '../../src/runtime/session.js';
 
 /**
  * Inputs a: float32 [N, 3], c: float32 [N, 1], k: int64 [2].
@@ -138,6 +140,27 @@ describe('Session.run checks feeds before the native call', () => {
     assert.equal(nativeRuns, before);
   });
 
+  test('a given output buffer is written in place, run after run', async () => {
+    const buf = float32([2, 3], new Float32Array(6).fill(-7));
+    const first = await s.run(good(), ['y', 'k2'], { y: buf });
+    assert.equal(first.y, buf);
+    assert.deepEqual(Array.from(buf.data as Float32Array), [1.5, 0, 3.5, 0, 6, 0]);
+    assert.deepEqual(Array.from(first.k2!.data as BigInt64Array), [9n, 16n]);
+    await s.run({ ...good(), c: float32([2, 1], [-10, 10]) }, ['y'], { y: buf });
+    assert.deepEqual(Array.from(buf.data as Float32Array), [0, 0, 0, 6, 15, 4]);
+  });
+
+  test('an output buffer of the wrong shape or for an unfetched output is refused', async () => {
+    await assert.rejects(
+      s.run(good(), ['k2'], { y: float32([2, 3], new Float32Array(6)) }),
+      (e: unknown) => e instanceof FeedError && /buffer is given for 'y'/.test(e.message),
+    );
+    await assert.rejects(
+      s.run(good(), ['y'], { y: float32([3, 3], new Float32Array(9)) }),
+      (e: unknown) => e instanceof ModelError && /feeds\.onnx: onnxruntime failed/.test(e.message),
+    );
+  });
+
   test('a symbolic batch of another size is accepted', async () => {
     const out = await s.run({
       a: float32([1, 3], [-1, 0, 1]),
@@ -172,6 +195,68 @@ describe('Session.create', () => {
       Session.create(makeModel(g), { threads: 1 }),
       (e: unknown) => e instanceof ModelError && e.message.startsWith('broken: '),
     );
+  });
+});
+
+describe('Session.create of a large model', () => {
+  const leftovers = () => readdirSync(tmpdir()).filter((f) => f.startsWith('denoiserep-session-'));
+
+  test('goes through a temporary file with external data, runs right, and leaves no file', async () => {
+    // A 4,100 x 4,100 float32 weight (64.1 MB) passes SESSION_FILE_BYTES.
+    const n = 4100;
+    assert.ok(n * n * 4 >= SESSION_FILE_BYTES);
+    const w = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) w[i * n + ((i * 7) % n)] = i + 1; // y_i = (i + 1) x_{7i mod n}
+    const b = new GraphBuilder({ name: 'big' });
+    const x = b.input('x', 'float32', [1, n]);
+    const wv = b.param('w', [n, n], { kind: 'tensor', tensor: float32([n, n], w) });
+    b.output(b.gemm(x, wv, null, { transB: 1 }), 'y');
+    const before = leftovers();
+    // What ONNX Runtime is handed: a path (a string), not bytes.
+    const statics = ort.InferenceSession as unknown as { create: (...a: unknown[]) => unknown };
+    const create = statics.create;
+    const given: unknown[] = [];
+    statics.create = (...a: unknown[]) => (given.push(a[0]), create.apply(statics, a));
+    let s: Session;
+    try {
+      s = await Session.create(b.build().model, { threads: 1 });
+    } finally {
+      statics.create = create;
+    }
+    try {
+      assert.equal(given.length, 1);
+      assert.match(given[0] as string, /denoiserep-session-.*model\.onnx$/);
+      assert.deepEqual(leftovers(), before);
+      const xs = Float32Array.from({ length: n }, (_, j) => j / 8);
+      const y = (await s.run({ x: float32([1, n], xs) })).y!.data as Float32Array;
+      for (const i of [0, 1, 5, 4099]) assert.equal(y[i], (i + 1) * xs[(i * 7) % n]!);
+    } finally {
+      await s.release();
+    }
+  });
+
+  test('a file ONNX Runtime refuses is still a ModelError naming the source', async () => {
+    const n = 4100;
+    const g = emptyGraph('broken-big');
+    g.inputs.push({ name: 'x', dtype: 'float32', shape: [n] });
+    g.initializers.set('w', makeTensor('float32', [n, n], new Float32Array(n * n)));
+    g.nodes.push({
+      name: 'n',
+      opType: 'NoSuchOp',
+      domain: '',
+      inputs: ['x', 'w'],
+      outputs: ['y'],
+      attrs: {},
+    });
+    g.outputs.push({ name: 'y', dtype: 'float32', shape: [n] });
+    const before = leftovers();
+    await assert.rejects(
+      Session.create(makeModel(g), { source: 'big.onnx', threads: 1 }),
+      (e: unknown) =>
+        e instanceof ModelError &&
+        /^big\.onnx: onnxruntime cannot load the model: .*NoSuchOp/s.test(e.message),
+    );
+    assert.deepEqual(leftovers(), before);
   });
 });
 
