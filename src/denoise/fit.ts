@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { DataError, UsageError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
+import { feedBatchSize, sliceFeeds } from '../runtime/feeds.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import {
@@ -20,7 +21,9 @@ import type { ConversionPlan, DenoiserPlan } from './plan.js';
 /**
  * A copy of the model that also outputs, for each planned layer, the count, sum and Gram
  * matrix XᵀX of the features its denoiser sees (rows = positions: tokens or pixels),
- * computed by ONNX Runtime in float64.
+ * computed by ONNX Runtime in float64 and added to running totals fed in as inputs
+ * (`moments::sum_in::<layer>`, `moments::gram_in::<layer>`), so that a pass over many
+ * batches keeps one set of float64 sums.
  */
 export function momentModel(model: Model, plan: ConversionPlan): Model {
   const b = surgeryBuilder(model);
@@ -32,49 +35,97 @@ export function momentModel(model: Model, plan: ConversionPlan): Model {
       x = b.transpose(x, [0, ...Array.from({ length: r - 2 }, (_, i) => i + 2), 1]);
     }
     const rows = b.op1('Cast', [b.reshape(x, [-1, p.dim])], { to: 11 });
-    b.output(b.reduceSum(rows, [0], false), `moments::sum::${p.layer.name}`);
+    const sumIn = b.input(`moments::sum_in::${p.layer.name}`, 'float64', [p.dim]);
+    const gramIn = b.input(`moments::gram_in::${p.layer.name}`, 'float64', [p.dim, p.dim]);
+    b.output(b.add(b.reduceSum(rows, [0], false), sumIn), `moments::sum::${p.layer.name}`);
     // Gemm with transA reads the rows in place (no transposed float64 copy).
-    b.output(b.op1('Gemm', [rows, rows], { transA: 1 }), `moments::gram::${p.layer.name}`);
+    b.output(
+      b.op1('Gemm', [rows, rows, gramIn], { transA: 1, beta: 1 }),
+      `moments::gram::${p.layer.name}`,
+    );
     b.output(b.op1('Shape', [rows]), `moments::shape::${p.layer.name}`);
   }
   return finishSurgery(model, b);
 }
 
 /**
- * One pass over the data: per-layer moments of the denoisers' inputs.
+ * One pass over the data: per-layer moments of the denoisers' inputs, summed by ONNX
+ * Runtime in float64 into one set of accumulators (a ViT-B's Gram matrices take 1.1 GB):
+ * each run reads the totals so far and writes the new totals over them. Each fed batch runs
+ * a few images at a time, the first image alone, then as many as keep the layer inputs the
+ * statistics read near `chunkBytes`: ONNX Runtime keeps every planned layer's input alive
+ * until its sums are taken (1.7 GB for a ViT-B at batch 32).
  * @param model - the backbone
  * @param plan - selected layers
  * @param batches - graph feeds, one batch at a time
- * @param onBatch - progress callback
+ * @param opts - session options; `onBatch` (images of each fed batch, once it is done);
+ *   `chunkBytes` (default 256 MB)
  */
 export async function collectMoments(
   model: Model,
   plan: ConversionPlan,
   batches: AsyncIterable<Record<string, Tensor>> | Iterable<Record<string, Tensor>>,
-  opts: { session?: SessionOptions; onBatch?: (images: number) => void } = {},
+  opts: {
+    session?: SessionOptions;
+    onBatch?: (images: number) => void;
+    chunkBytes?: number;
+  } = {},
 ): Promise<Map<string, MomentAccumulator>> {
   const session = await Session.create(momentModel(model, plan), opts.session);
   const stats = new Map(plan.layers.map((p) => [p.layer.name, new MomentAccumulator(p.dim)]));
   const fetch = plan.layers.flatMap((p) =>
     ['sum', 'gram', 'shape'].map((k) => `moments::${k}::${p.layer.name}`),
   );
-  for await (const feeds of batches) {
-    const out = await session.run(feeds, fetch);
-    for (const p of plan.layers) {
-      stats
-        .get(p.layer.name)!
-        .addSums(
-          Number(out[`moments::shape::${p.layer.name}`]!.data[0]),
-          out[`moments::sum::${p.layer.name}`]!.data as Float64Array,
-          out[`moments::gram::${p.layer.name}`]!.data as Float64Array,
-        );
-    }
-    const first = Object.values(feeds)[0];
-    opts.onBatch?.(first ? first.dims[0]! : 0);
+  // The totals, as inputs and as the buffers the outputs are written into. onnxruntime-node
+  // computes each output into memory of its own and copies it into the given buffer after
+  // the run (measured: the run's peak grows by the outputs' size), so a run reads the old
+  // totals and then writes the new ones; were it to write in place, Gemm with C = Y and an
+  // element-wise Add would still be exact. test/denoise/moments.test.ts checks the sums
+  // against plain JavaScript over several runs.
+  const totals: Record<string, Tensor> = {};
+  const into: Record<string, Tensor> = {};
+  for (const p of plan.layers) {
+    const acc = stats.get(p.layer.name)!;
+    const sum = float64Tensor([p.dim], acc.sum);
+    const gram = float64Tensor([p.dim, p.dim], acc.gram);
+    totals[`moments::sum_in::${p.layer.name}`] = sum;
+    totals[`moments::gram_in::${p.layer.name}`] = gram;
+    into[`moments::sum::${p.layer.name}`] = sum;
+    into[`moments::gram::${p.layer.name}`] = gram;
   }
-  await session.release();
+  let chunk = 1;
+  try {
+    for await (const feeds of batches) {
+      const total = feedBatchSize(feeds);
+      for (let start = 0; start < total;) {
+        const count = Math.min(chunk, total - start);
+        const out = await session.run(
+          { ...sliceFeeds(feeds, total, start, count), ...totals },
+          fetch,
+          into,
+        );
+        let bytes = 0;
+        for (const p of plan.layers) {
+          const rows = Number(out[`moments::shape::${p.layer.name}`]!.data[0]);
+          bytes += rows * p.dim * 4;
+          stats.get(p.layer.name)!.count += rows;
+        }
+        start += count;
+        chunk = Math.max(1, Math.floor(((opts.chunkBytes ?? 256e6) * count) / Math.max(1, bytes)));
+      }
+      opts.onBatch?.(total);
+    }
+  } finally {
+    await session.release();
+  }
   return stats;
 }
+
+const float64Tensor = (dims: number[], data: Float64Array): Tensor => ({
+  dtype: 'float64',
+  dims,
+  data,
+});
 
 export interface ClosedFormReport {
   layer: string;

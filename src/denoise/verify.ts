@@ -10,6 +10,7 @@ import {
 import { type Model, producers } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session, withExtraOutputs } from '../runtime/session.js';
+import { feedBatchSize, sliceFeeds } from '../runtime/feeds.js';
 import { copiedFrom } from './fuse.js';
 import { buildDenoisedModel } from './graph.js';
 import type { ConversionPlan } from './plan.js';
@@ -99,33 +100,6 @@ function errorParts(ref: Tensor, got: Tensor): { maxAbs: number; scale: number }
     scale = Math.max(scale, Math.abs(a[i]!));
   }
   return { maxAbs, scale };
-}
-
-/** The batch size of some feeds: the leading dim of the first input. */
-function batchSize(inputs: Record<string, Tensor>): number {
-  const first = Object.values(inputs)[0];
-  return first && first.dims.length > 0 ? first.dims[0]! : 1;
-}
-
-/** Images start..start+count of every input whose leading dim is the batch. */
-function sliceBatch(
-  inputs: Record<string, Tensor>,
-  total: number,
-  start: number,
-  count: number,
-): Record<string, Tensor> {
-  if (start === 0 && count === total) return inputs;
-  const out: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(inputs)) {
-    if (t.dims[0] !== total) {
-      out[k] = t;
-      continue;
-    }
-    const per = t.data.length / total;
-    const data = t.data.slice(start * per, (start + count) * per) as Tensor['data'];
-    out[k] = { ...t, dims: [count, ...t.dims.slice(1)], data };
-  }
-  return out;
 }
 
 export interface LatencyStat {
@@ -218,11 +192,11 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
   ];
   const acc = new Map(names.map(([n]) => [n!, { maxAbs: 0, scale: 0 }]));
   try {
-    const total = batchSize(opts.inputs);
+    const total = feedBatchSize(opts.inputs);
     let chunk = 1;
     for (let start = 0; start < total;) {
       const count = Math.min(chunk, total - start);
-      const feeds = sliceBatch(opts.inputs, total, start, count);
+      const feeds = sliceFeeds(opts.inputs, total, start, count);
       const r = await ref.run(feeds);
       const f = await fus.run(feeds);
       let bytes = 0;
