@@ -7,7 +7,8 @@
 //   statisticsS     the statistics pass (per-layer float64 moments, session included)
 //   linalgS         the linear algebra of all layers: the closed-form fit with the spectra,
 //                   and the fusion products W·Wd
-//   verifyS, diagnosticsS, writeS (writing is off unless --out)
+//   verifyS      verification on the first images, as many as `fit` uses (FIT_VERIFY_IMAGES)
+//   diagnosticsS, writeS (writing is off unless --out)
 //   fitS            everything the pipeline did, as `denoiserep fit` does it
 //   cpuS            the same in CPU seconds of the process (all threads), steadier than wall
 //                   time on a shared machine
@@ -19,6 +20,7 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { feedBatches, type ImageDataset } from '../src/data/dataset.js';
+import { FIT_VERIFY_IMAGES } from '../src/denoise/api/fit.js';
 import { runPipeline, type PipelineStage } from '../src/denoise/pipeline.js';
 import { planConversion } from '../src/denoise/plan.js';
 import { countFlops } from '../src/eval/flops.js';
@@ -90,7 +92,7 @@ const marks: {
 const maxRss = () => process.resourceUsage().maxRSS / 1024;
 t0 = performance.now();
 cpu0 = cpu();
-const first = feedBatches(data, 'input', batch).next().value!;
+const first = feedBatches(data, 'input', Math.min(batch, FIT_VERIFY_IMAGES)).next().value!;
 const result = await runPipeline({
   model,
   plan,
