@@ -158,9 +158,18 @@ export class DenseKernels {
 /** Copies rows r0..r0+nr, columns c0..c0+nc of an n-column matrix into a new matrix. */
 function block(a: Float64Array, n: number, r0: number, c0: number, nr: number, nc: number): Mat {
   const out = new Float64Array(nr * nc);
-  for (let i = 0; i < nr; i++) {
-    const src = (r0 + i) * n + c0;
-    out.set(a.subarray(src, src + nc), i * nc);
+  if (nc <= 64) {
+    // Narrow blocks (a panel's columns): a loop beats a subarray view per row.
+    for (let i = 0; i < nr; i++) {
+      const src = (r0 + i) * n + c0;
+      const dst = i * nc;
+      for (let j = 0; j < nc; j++) out[dst + j] = a[src + j]!;
+    }
+  } else {
+    for (let i = 0; i < nr; i++) {
+      const src = (r0 + i) * n + c0;
+      out.set(a.subarray(src, src + nc), i * nc);
+    }
   }
   return { data: out, rows: nr, cols: nc };
 }
@@ -404,11 +413,11 @@ class Band {
 }
 
 /** Panels transformed between two trailing-matrix updates (the rank of each update / 2b). */
-const PANELS_PER_UPDATE = 4;
+const PANELS_PER_UPDATE = 16;
 
-/** Rows r0..r1-1 of a row-major matrix with `cols` columns, as a new array. */
+/** Rows r0..r1-1 of a row-major matrix with `cols` columns: a view (Gemm reads it in place). */
 function rowsOf(a: Float64Array, cols: number, r0: number, r1: number): Float64Array {
-  return a.slice(r0 * cols, r1 * cols);
+  return a.subarray(r0 * cols, r1 * cols);
 }
 
 /**
