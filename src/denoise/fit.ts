@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { DataError, UsageError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
+import type { Value } from '../onnx/builder.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
 import { feedBatchSize, sliceFeeds } from '../runtime/feeds.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
@@ -19,13 +20,36 @@ import { denoisedValueName, finishSurgery, surgeryBuilder } from './graph.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 
 /**
+ * Widths from which a layer's Gram matrix is computed as the three blocks of its upper
+ * block triangle ([G11 G12; G12ᵀ G22], the features split in two halves): a quarter fewer
+ * flops and a quarter less memory for the outputs and the totals.
+ */
+export const GRAM_SPLIT_DIM = 1024;
+
+/** Where a layer's features are split for its Gram blocks: [0, h, dim] or [0, dim]. */
+function gramCuts(dim: number, splitDim: number): number[] {
+  return dim >= splitDim ? [0, Math.floor(dim / 2), dim] : [0, dim];
+}
+
+/** Output names of a layer's moments; the Gram blocks i <= j of its feature parts. */
+const momentNames = (layer: string, parts: number) => ({
+  sum: (i: number) => `moments::sum::${layer}::${i}`,
+  gram: (i: number, j: number) => `moments::gram::${layer}::${i}${j}`,
+  shape: `moments::shape::${layer}`,
+  blocks: Array.from({ length: parts }, (_, i) =>
+    Array.from({ length: parts - i }, (_, k) => [i, i + k] as const),
+  ).flat(),
+});
+
+/**
  * A copy of the model that also outputs, for each planned layer, the count, sum and Gram
  * matrix XᵀX of the features its denoiser sees (rows = positions: tokens or pixels),
- * computed by ONNX Runtime in float64 and added to running totals fed in as inputs
- * (`moments::sum_in::<layer>`, `moments::gram_in::<layer>`), so that a pass over many
- * batches keeps one set of float64 sums.
+ * computed by ONNX Runtime in float64 and added to running totals fed in as inputs (each
+ * output `moments::…` has an input `moments::…::in`), so that a pass over many batches keeps
+ * one set of float64 sums. Layers at least `splitDim` wide ({@link GRAM_SPLIT_DIM}) give
+ * their sum in two parts and their Gram matrix as the blocks 00, 01 and 11.
  */
-export function momentModel(model: Model, plan: ConversionPlan): Model {
+export function momentModel(model: Model, plan: ConversionPlan, splitDim = GRAM_SPLIT_DIM): Model {
   const b = surgeryBuilder(model);
   for (const p of plan.layers) {
     let x = b.value(denoisedValueName(p));
@@ -34,32 +58,42 @@ export function momentModel(model: Model, plan: ConversionPlan): Model {
       const r = x.shape?.length ?? 4;
       x = b.transpose(x, [0, ...Array.from({ length: r - 2 }, (_, i) => i + 2), 1]);
     }
-    const rows = b.op1('Cast', [b.reshape(x, [-1, p.dim])], { to: 11 });
-    const sumIn = b.input(`moments::sum_in::${p.layer.name}`, 'float64', [p.dim]);
-    const gramIn = b.input(`moments::gram_in::${p.layer.name}`, 'float64', [p.dim, p.dim]);
-    b.output(b.add(b.reduceSum(rows, [0], false), sumIn), `moments::sum::${p.layer.name}`);
-    // Gemm with transA reads the rows in place (no transposed float64 copy).
-    b.output(
-      b.op1('Gemm', [rows, rows, gramIn], { transA: 1, beta: 1 }),
-      `moments::gram::${p.layer.name}`,
-    );
-    b.output(b.op1('Shape', [rows]), `moments::shape::${p.layer.name}`);
+    const rows = b.reshape(x, [-1, p.dim]);
+    const cuts = gramCuts(p.dim, splitDim);
+    const n = momentNames(p.layer.name, cuts.length - 1);
+    const parts = cuts.slice(1).map((end, i) => {
+      const part = cuts.length === 2 ? rows : b.slice(rows, [cuts[i]!], [end], [1]);
+      return { value: b.op1('Cast', [part], { to: 11 }), width: end - cuts[i]! };
+    });
+    const total = (name: string, dims: number[], value: Value) =>
+      b.output(b.add(value, b.input(`${name}::in`, 'float64', dims)), name);
+    parts.forEach((q, i) => total(n.sum(i), [q.width], b.reduceSum(q.value, [0], false)));
+    for (const [i, j] of n.blocks) {
+      const qi = parts[i]!;
+      const qj = parts[j]!;
+      const name = n.gram(i, j);
+      const acc = b.input(`${name}::in`, 'float64', [qi.width, qj.width]);
+      // Gemm with transA reads the rows in place (no transposed float64 copy).
+      b.output(b.op1('Gemm', [qi.value, qj.value, acc], { transA: 1, beta: 1 }), name);
+    }
+    b.output(b.op1('Shape', [rows]), n.shape);
   }
   return finishSurgery(model, b);
 }
 
 /**
  * One pass over the data: per-layer moments of the denoisers' inputs, summed by ONNX
- * Runtime in float64 into one set of accumulators (a ViT-B's Gram matrices take 1.1 GB):
- * each run reads the totals so far and writes the new totals over them. Each fed batch runs
- * a few images at a time, the first image alone, then as many as keep the layer inputs the
- * statistics read near `chunkBytes`: ONNX Runtime keeps every planned layer's input alive
- * until its sums are taken (1.7 GB for a ViT-B at batch 32).
+ * Runtime in float64 into one set of totals (a ViT-B's Gram matrices take 1.1 GB, their
+ * upper block triangles 0.8 GB): each run reads the totals so far and writes the new
+ * totals over them. Each fed batch runs a few images at a time, the first image alone,
+ * then as many as keep the layer inputs the statistics read near `chunkBytes`: ONNX
+ * Runtime keeps every planned layer's input alive until its sums are taken (1.7 GB for a
+ * ViT-B at batch 32).
  * @param model - the backbone
  * @param plan - selected layers
  * @param batches - graph feeds, one batch at a time
  * @param opts - session options; `onBatch` (images of each fed batch, once it is done);
- *   `chunkBytes` (default 256 MB)
+ *   `chunkBytes` (default 256 MB); `splitDim` (see {@link momentModel})
  */
 export async function collectMoments(
   model: Model,
@@ -69,56 +103,92 @@ export async function collectMoments(
     session?: SessionOptions;
     onBatch?: (images: number) => void;
     chunkBytes?: number;
+    splitDim?: number;
   } = {},
 ): Promise<Map<string, MomentAccumulator>> {
-  const session = await Session.create(momentModel(model, plan), opts.session);
+  const splitDim = opts.splitDim ?? GRAM_SPLIT_DIM;
+  const session = await Session.create(momentModel(model, plan, splitDim), opts.session);
   const stats = new Map(plan.layers.map((p) => [p.layer.name, new MomentAccumulator(p.dim)]));
-  const fetch = plan.layers.flatMap((p) =>
-    ['sum', 'gram', 'shape'].map((k) => `moments::${k}::${p.layer.name}`),
-  );
   // The totals, as inputs and as the buffers the outputs are written into. onnxruntime-node
   // computes each output into memory of its own and copies it into the given buffer after
   // the run (measured: the run's peak grows by the outputs' size), so a run reads the old
   // totals and then writes the new ones; were it to write in place, Gemm with C = Y and an
   // element-wise Add would still be exact. test/denoise/moments.test.ts checks the sums
-  // against plain JavaScript over several runs.
+  // against plain JavaScript over several runs. A layer in one part sums straight into its
+  // accumulator; a split one into blocks, put together at the end.
   const totals: Record<string, Tensor> = {};
-  const into: Record<string, Tensor> = {};
-  for (const p of plan.layers) {
+  const fetch: string[] = [];
+  const total = (name: string, dims: number[], data: Float64Array) => {
+    totals[name] = float64Tensor(dims, data);
+    fetch.push(name);
+  };
+  const layers = plan.layers.map((p) => {
+    const cuts = gramCuts(p.dim, splitDim);
+    const n = momentNames(p.layer.name, cuts.length - 1);
     const acc = stats.get(p.layer.name)!;
-    const sum = float64Tensor([p.dim], acc.sum);
-    const gram = float64Tensor([p.dim, p.dim], acc.gram);
-    totals[`moments::sum_in::${p.layer.name}`] = sum;
-    totals[`moments::gram_in::${p.layer.name}`] = gram;
-    into[`moments::sum::${p.layer.name}`] = sum;
-    into[`moments::gram::${p.layer.name}`] = gram;
-  }
+    const width = (i: number) => cuts[i + 1]! - cuts[i]!;
+    const whole = cuts.length === 2;
+    const sums = cuts.slice(1).map((_, i) => (whole ? acc.sum : new Float64Array(width(i))));
+    const grams = n.blocks.map(([i, j]) =>
+      whole ? acc.gram : new Float64Array(width(i) * width(j)),
+    );
+    sums.forEach((d, i) => total(n.sum(i), [width(i)], d));
+    n.blocks.forEach(([i, j], k) => total(n.gram(i, j), [width(i), width(j)], grams[k]!));
+    fetch.push(n.shape);
+    return { p, acc, cuts, blocks: n.blocks, sums, grams, shape: n.shape };
+  });
+  const feedsOfTotals = Object.fromEntries(Object.entries(totals).map(([k, t]) => [`${k}::in`, t]));
   let chunk = 1;
   try {
     for await (const feeds of batches) {
-      const total = feedBatchSize(feeds);
-      for (let start = 0; start < total;) {
-        const count = Math.min(chunk, total - start);
+      const size = feedBatchSize(feeds);
+      for (let start = 0; start < size;) {
+        const count = Math.min(chunk, size - start);
         const out = await session.run(
-          { ...sliceFeeds(feeds, total, start, count), ...totals },
+          { ...sliceFeeds(feeds, size, start, count), ...feedsOfTotals },
           fetch,
-          into,
+          totals,
         );
         let bytes = 0;
-        for (const p of plan.layers) {
-          const rows = Number(out[`moments::shape::${p.layer.name}`]!.data[0]);
-          bytes += rows * p.dim * 4;
-          stats.get(p.layer.name)!.count += rows;
+        for (const l of layers) {
+          const rows = Number(out[l.shape]!.data[0]);
+          bytes += rows * l.p.dim * 4;
+          l.acc.count += rows;
         }
         start += count;
         chunk = Math.max(1, Math.floor(((opts.chunkBytes ?? 256e6) * count) / Math.max(1, bytes)));
       }
-      opts.onBatch?.(total);
+      opts.onBatch?.(size);
     }
   } finally {
     await session.release();
   }
+  for (const l of layers) if (l.cuts.length > 2) assembleBlocks(l);
   return stats;
+}
+
+/** Puts a split layer's sum parts and Gram blocks (upper triangle) into its accumulator. */
+function assembleBlocks(l: {
+  acc: MomentAccumulator;
+  cuts: number[];
+  blocks: readonly (readonly [number, number])[];
+  sums: Float64Array[];
+  grams: Float64Array[];
+}): void {
+  const { acc, cuts } = l;
+  const d = acc.dim;
+  l.sums.forEach((s, i) => acc.sum.set(s, cuts[i]));
+  l.blocks.forEach(([i, j], k) => {
+    const g = l.grams[k]!;
+    const r0 = cuts[i]!;
+    const c0 = cuts[j]!;
+    const w = cuts[j + 1]! - c0;
+    for (let r = 0; r < cuts[i + 1]! - r0; r++) {
+      const row = g.subarray(r * w, (r + 1) * w);
+      acc.gram.set(row, (r0 + r) * d + c0);
+      if (i !== j) for (let c = 0; c < w; c++) acc.gram[(c0 + c) * d + r0 + r] = row[c]!;
+    }
+  });
 }
 
 const float64Tensor = (dims: number[], data: Float64Array): Tensor => ({

@@ -1,11 +1,11 @@
 // The statistics pass: ONNX Runtime's float64 count, sum and Gram matrix of each layer's
-// denoiser input, written into the accumulators (first batch) and a reused scratch set
-// (later runs), equal the plain JavaScript sums over all rows, whatever the batching and
-// however each batch is split into runs.
+// denoiser input, added run by run to totals fed in and written back, equal the plain
+// JavaScript sums over all rows, whatever the batching,
+// however each batch is split into runs, and with the Gram matrix taken in blocks.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MomentAccumulator } from '../../src/denoise/closed-form.js';
-import { collectMoments } from '../../src/denoise/fit.js';
+import { collectMoments, momentModel } from '../../src/denoise/fit.js';
 import { planConversion } from '../../src/denoise/plan.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { float32 } from '../../src/onnx/tensor.js';
@@ -67,7 +67,13 @@ describe('collectMoments', () => {
       session: { threads: 1 },
       chunkBytes: 1,
     });
-    for (const stats of [one, three, single]) {
+    // Gram matrices in blocks (every layer at least 3 wide split in two halves: fc1's 5
+    // features as 2 + 3, fc2's 4 as 2 + 2), over several runs.
+    const split = await collectMoments(model, plan, feeds([16, 21]), {
+      session: { threads: 1 },
+      splitDim: 3,
+    });
+    for (const stats of [one, three, single, split]) {
       const fc1 = stats.get('fc1')!;
       assert.equal(fc1.count, n);
       for (let i = 0; i < 5; i++) assert.ok(Math.abs(fc1.sum[i]! - ref.sum[i]!) < 1e-12);
@@ -76,12 +82,29 @@ describe('collectMoments', () => {
     // fc2's input (relu of fc1): both batchings agree, and its Gram has ReLU's zeros' mark
     // (entries are sums of products of non-negative values).
     const a = one.get('fc2')!;
-    for (const b of [three.get('fc2')!, single.get('fc2')!]) {
+    for (const b of [three.get('fc2')!, single.get('fc2')!, split.get('fc2')!]) {
       assert.equal(b.count, n);
       for (let i = 0; i < 16; i++) {
         assert.ok(Math.abs(a.gram[i]! - b.gram[i]!) <= 1e-12 * Math.max(1, Math.abs(a.gram[i]!)));
         assert.ok(a.gram[i]! >= 0);
       }
+      for (let i = 0; i < 4; i++) assert.ok(Math.abs(a.sum[i]! - b.sum[i]!) <= 1e-12);
     }
+  });
+
+  test('the moment model splits only layers at least splitDim wide', () => {
+    const model = mlp();
+    const plan = planConversion(model.graph);
+    const outputs = (splitDim: number) =>
+      momentModel(model, plan, splitDim)
+        .graph.outputs.map((o) => o.name)
+        .filter((o) => o.startsWith('moments::gram::'));
+    assert.deepEqual(outputs(1024), ['moments::gram::fc1::00', 'moments::gram::fc2::00']);
+    assert.deepEqual(outputs(5), [
+      'moments::gram::fc1::00',
+      'moments::gram::fc1::01',
+      'moments::gram::fc1::11',
+      'moments::gram::fc2::00',
+    ]);
   });
 });
