@@ -380,9 +380,12 @@ export function assertFinite(data: Tensor['data'], what: string, tensor: string)
  * @param model - the original (unconverted) model
  * @param plan - the conversion plan the denoisers were trained with
  * @param values - denoiser parameters by name
- * @param opts - stochastic step, untie
+ * @param opts - stochastic step, untie, `products`: the products W·Wd from
+ *   {@link fusionProducts} (compiled, multi-threaded); without them they are multiplied
+ *   in JavaScript, which is fine for small layers and takes minutes for a ViT-B (350 s)
  * @example
  * const fused = fuseModel(model, plan, values);
+ * // a large model: const products = await fusionProducts(model, plan, values, kernels);
  */
 export function fuseModel(
   model: Model,
