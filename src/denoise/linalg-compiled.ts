@@ -158,18 +158,9 @@ export class DenseKernels {
 /** Copies rows r0..r0+nr, columns c0..c0+nc of an n-column matrix into a new matrix. */
 function block(a: Float64Array, n: number, r0: number, c0: number, nr: number, nc: number): Mat {
   const out = new Float64Array(nr * nc);
-  if (nc <= 64) {
-    // Narrow blocks (a panel's columns): a loop beats a subarray view per row.
-    for (let i = 0; i < nr; i++) {
-      const src = (r0 + i) * n + c0;
-      const dst = i * nc;
-      for (let j = 0; j < nc; j++) out[dst + j] = a[src + j]!;
-    }
-  } else {
-    for (let i = 0; i < nr; i++) {
-      const src = (r0 + i) * n + c0;
-      out.set(a.subarray(src, src + nc), i * nc);
-    }
+  for (let i = 0; i < nr; i++) {
+    const src = (r0 + i) * n + c0;
+    out.set(a.subarray(src, src + nc), i * nc);
   }
   return { data: out, rows: nr, cols: nc };
 }
