@@ -3,7 +3,7 @@ import { DataError, UsageError } from '../util/errors.js';
 import type { Model } from '../onnx/ir.js';
 import type { Value } from '../onnx/builder.js';
 import { float32, type Tensor } from '../onnx/tensor.js';
-import { feedBatchSize, sliceFeeds } from '../runtime/feeds.js';
+import { FeedChunks } from '../runtime/feeds.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import {
@@ -138,26 +138,19 @@ export async function collectMoments(
     return { p, acc, cuts, blocks: n.blocks, sums, grams, shape: n.shape };
   });
   const feedsOfTotals = Object.fromEntries(Object.entries(totals).map(([k, t]) => [`${k}::in`, t]));
-  let chunk = 1;
+  const chunks = new FeedChunks(opts.chunkBytes ?? 256e6);
   try {
     for await (const feeds of batches) {
-      const size = feedBatchSize(feeds);
-      for (let start = 0; start < size;) {
-        const count = Math.min(chunk, size - start);
-        const out = await session.run(
-          { ...sliceFeeds(feeds, size, start, count), ...feedsOfTotals },
-          fetch,
-          totals,
-        );
+      const size = await chunks.forEach(feeds, async (slice) => {
+        const out = await session.run({ ...slice, ...feedsOfTotals }, fetch, totals);
         let bytes = 0;
         for (const l of layers) {
           const rows = Number(out[l.shape]!.data[0]);
           bytes += rows * l.p.dim * 4;
           l.acc.count += rows;
         }
-        start += count;
-        chunk = Math.max(1, Math.floor(((opts.chunkBytes ?? 256e6) * count) / Math.max(1, bytes)));
-      }
+        return bytes;
+      });
       opts.onBatch?.(size);
     }
   } finally {

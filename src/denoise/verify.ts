@@ -10,7 +10,7 @@ import {
 import { type Model, producers } from '../onnx/ir.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { Session, withExtraOutputs } from '../runtime/session.js';
-import { feedBatchSize, sliceFeeds } from '../runtime/feeds.js';
+import { FeedChunks } from '../runtime/feeds.js';
 import { copiedFrom } from './fuse.js';
 import { buildDenoisedModel } from './graph.js';
 import type { ConversionPlan } from './plan.js';
@@ -195,11 +195,8 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
   ];
   const acc = new Map(names.map(([n]) => [n!, { maxAbs: 0, scale: 0 }]));
   try {
-    const total = feedBatchSize(opts.inputs);
-    let chunk = 1;
-    for (let start = 0; start < total;) {
-      const count = Math.min(chunk, total - start);
-      const feeds = sliceFeeds(opts.inputs, total, start, count);
+    // After the first image: as many images per run as keep the outputs near 128 MB.
+    await new FeedChunks(opts.chunkBytes ?? 128e6).forEach(opts.inputs, async (feeds) => {
       const r = await ref.run(feeds);
       const f = await fus.run(feeds);
       let bytes = 0;
@@ -210,10 +207,8 @@ export async function verifyFusion(opts: VerifyOptions): Promise<VerifyReport> {
         a.scale = Math.max(a.scale, e.scale);
         bytes += r[rn!]!.data.byteLength;
       }
-      start += count;
-      // After the first image: as many images per run as keep the outputs near 128 MB.
-      chunk = Math.max(1, Math.floor(((opts.chunkBytes ?? 128e6) * count) / Math.max(1, bytes)));
-    }
+      return bytes;
+    });
   } finally {
     await ref.release();
     await fus.release();
