@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { feedBatches, type ImageDataset } from '../src/data/dataset.js';
 import { FIT_VERIFY_IMAGES } from '../src/denoise/api/fit.js';
-import { GRAM_SPLIT_DIM } from '../src/denoise/fit.js';
+import { gramEntries } from '../src/denoise/fit.js';
 import { runPipeline, type PipelineStage } from '../src/denoise/pipeline.js';
 import { planConversion } from '../src/denoise/plan.js';
 import { countFlops } from '../src/eval/flops.js';
@@ -130,10 +130,7 @@ const tokens = (h / patch) ** 2 + 1;
 const gramGflops =
   plan.layers.reduce((a, p) => {
     const rows = p.layer.name === 'head' ? 1 : p.side === 'output' ? tokens - 1 : tokens;
-    const h = Math.floor(p.dim / 2);
-    const entries =
-      p.dim >= GRAM_SPLIT_DIM ? h * h + h * (p.dim - h) + (p.dim - h) ** 2 : p.dim * p.dim;
-    return a + 2 * rows * entries;
+    return a + 2 * rows * gramEntries(p.dim);
   }, 0) / 1e9;
 
 const out = {

@@ -31,6 +31,16 @@ function gramCuts(dim: number, splitDim: number): number[] {
   return dim >= splitDim ? [0, Math.floor(dim / 2), dim] : [0, dim];
 }
 
+/**
+ * Entries of a layer's Gram matrix the statistics pass computes per row: dim² or, for a
+ * layer taken by blocks, those of its upper block triangle (about three quarters).
+ */
+export function gramEntries(dim: number, splitDim = GRAM_SPLIT_DIM): number {
+  const cuts = gramCuts(dim, splitDim);
+  const w = (i: number) => cuts[i + 1]! - cuts[i]!;
+  return momentNames('', cuts.length - 1).blocks.reduce((a, [i, j]) => a + w(i) * w(j), 0);
+}
+
 /** Output names of a layer's moments; the Gram blocks i <= j of its feature parts. */
 const momentNames = (layer: string, parts: number) => ({
   sum: (i: number) => `moments::sum::${layer}::${i}`,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MomentAccumulator } from '../../src/denoise/closed-form.js';
-import { collectMoments, momentModel } from '../../src/denoise/fit.js';
+import { collectMoments, gramEntries, momentModel } from '../../src/denoise/fit.js';
 import { planConversion } from '../../src/denoise/plan.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { float32 } from '../../src/onnx/tensor.js';
@@ -90,6 +90,14 @@ describe('collectMoments', () => {
       }
       for (let i = 0; i < 4; i++) assert.ok(Math.abs(a.sum[i]! - b.sum[i]!) <= 1e-12);
     }
+  });
+
+  test('gramEntries: dim² below the split width, the upper block triangle from it', () => {
+    assert.equal(gramEntries(768), 768 * 768);
+    // 3,072 in halves of 1,536: blocks 00, 01, 11.
+    assert.equal(gramEntries(3072), 3 * 1536 * 1536);
+    // 5 as 2 + 3: 4 + 6 + 9.
+    assert.equal(gramEntries(5, 3), 19);
   });
 
   test('the moment model splits only layers at least splitDim wide', () => {
