@@ -218,9 +218,10 @@ export interface ZooModel {
  * const { model, manifest } = loadZooModel('zoo:resnet-tiny-fmnist');
  */
 export function loadZooModel(ref: string, root = zooRoot()): ZooModel {
-  if (isDiffusionPreset(entryName(ref)))
+  const entry = entryName(ref);
+  if (isDiffusionPreset(entry))
     throw new UsageError(
-      `zoo:${entryName(ref)} is a diffusion U-Net, not a classifier backbone: use it with \`sample\` or \`probe\``,
+      `zoo:${entry} is a diffusion U-Net, not a classifier backbone: use it with \`sample\` or \`probe\``,
     );
   const { manifest, weightsPath, tensors } = checkedZooWeights(ref, root);
   const name = manifest.preset;
