@@ -29,6 +29,7 @@ import {
   type SolveResult,
   solveLower,
   symmetricEigenvalues,
+  hypot,
   symmetriseInPlace,
   tridiagonalEigenvalues,
 } from './linalg.js';
@@ -90,7 +91,11 @@ export class DenseKernels {
       if (withC) ins.push(b.input('c', 'float64', ['c0', 'c1']));
       const attrs = { transA: +o.transA, transB: +o.transB, alpha: o.alpha, beta: o.beta };
       b.output(b.op1('Gemm', ins, attrs), 'y');
-      s = Session.create(b.build().model, { threads: this.threads, source: 'float64 Gemm' });
+      s = Session.create(b.build().model, {
+        threads: this.threads,
+        source: 'float64 Gemm',
+        spin: false, // the sessions take turns (see SessionOptions.spin)
+      });
       this.sessions.set(key, s);
     }
     return s;
@@ -317,7 +322,8 @@ export async function matmulCompiled(
 /**
  * Householder QR of a panel P (m x nb, row-major, overwritten): reflectors H_j = I − τ_j v_j
  * v_jᵀ (v_j[j] = 1, zero above) with H_{nr}···H_1 P = R. Returns V (m x nr), τ and R's
- * rows (R is written into P's upper triangle).
+ * rows (R is written into P's upper triangle, zeros below). The work runs on a
+ * column-major copy, so that every inner loop walks a contiguous column of length m.
  */
 function panelQr(
   p: Float64Array,
@@ -325,39 +331,38 @@ function panelQr(
   nb: number,
 ): { v: Float64Array; tau: Float64Array; nr: number } {
   const nr = Math.min(m, nb);
-  const v = new Float64Array(m * nr);
+  const a = new Float64Array(m * nb); // column c at c * m
+  for (let i = 0; i < m; i++) for (let c = 0; c < nb; c++) a[c * m + i] = p[i * nb + c]!;
   const tau = new Float64Array(nr);
   for (let j = 0; j < nr; j++) {
-    const alpha = p[j * nb + j]!;
+    const cj = j * m;
+    const alpha = a[cj + j]!;
     let xnorm2 = 0;
-    for (let i = j + 1; i < m; i++) xnorm2 += p[i * nb + j]! ** 2;
-    v[j * nr + j] = 1;
-    if (xnorm2 === 0) continue; // H_j = I
+    for (let i = j + 1; i < m; i++) xnorm2 += a[cj + i]! * a[cj + i]!;
+    if (xnorm2 === 0) continue; // H_j = I: the column below the diagonal is already zero
     const beta = (alpha >= 0 ? -1 : 1) * Math.sqrt(alpha * alpha + xnorm2);
-    tau[j] = (beta - alpha) / beta;
+    const tj = (beta - alpha) / beta;
+    tau[j] = tj;
     const scale = 1 / (alpha - beta);
-    for (let i = j + 1; i < m; i++) {
-      v[i * nr + j] = p[i * nb + j]! * scale;
-      p[i * nb + j] = 0;
+    for (let i = j + 1; i < m; i++) a[cj + i]! *= scale; // v_j below its unit entry
+    a[cj + j] = beta;
+    // Apply H_j to each remaining column: s = τ vᵀ col, col −= s v.
+    for (let c = j + 1; c < nb; c++) {
+      const cc = c * m;
+      let s = a[cc + j]!;
+      for (let i = j + 1; i < m; i++) s += a[cj + i]! * a[cc + i]!;
+      s *= tj;
+      a[cc + j]! -= s;
+      for (let i = j + 1; i < m; i++) a[cc + i]! -= s * a[cj + i]!;
     }
-    p[j * nb + j] = beta;
-    // Apply H_j to the remaining columns, row by row (contiguous): s = τ Pᵀ v, P −= v sᵀ.
-    const acc = new Float64Array(nb);
-    for (let c = j + 1; c < nb; c++) acc[c] = p[j * nb + c]!;
-    for (let i = j + 1; i < m; i++) {
-      const vi = v[i * nr + j]!;
-      if (vi === 0) continue;
-      const row = i * nb;
-      for (let c = j + 1; c < nb; c++) acc[c]! += vi * p[row + c]!;
-    }
-    for (let c = j + 1; c < nb; c++) acc[c]! *= tau[j]!;
-    for (let c = j + 1; c < nb; c++) p[j * nb + c]! -= acc[c]!;
-    for (let i = j + 1; i < m; i++) {
-      const vi = v[i * nr + j]!;
-      if (vi === 0) continue;
-      const row = i * nb;
-      for (let c = j + 1; c < nb; c++) p[row + c]! -= vi * acc[c]!;
-    }
+  }
+  const v = new Float64Array(m * nr);
+  for (let i = 0; i < m; i++) {
+    const row = i * nb;
+    for (let c = 0; c < nb; c++) p[row + c] = c >= i ? a[c * m + i]! : 0;
+    const vr = i * nr;
+    for (let j = 0; j < Math.min(i, nr); j++) v[vr + j] = a[j * m + i]!;
+    if (i < nr) v[vr + i] = 1;
   }
   return { v, tau, nr };
 }
@@ -465,11 +470,11 @@ async function reduceToBand(a: NumArray, n: number, b: number, k: DenseKernels):
       for (let j = i; j < b; j++)
         band.data[band.at(off + o + b + i, off + o + j)] = panel[i * b + j]!;
     const tt = compactWy(v, tau, m, nr);
-    // Y = A22 V for the current trailing block A22: t times V padded with zeros above
-    // (t is read whole, not copied), minus L (Rᵀ V) for the pending updates.
+    // Y = A22 V for the current trailing block A22: t's rows o+b.. (a view, not copied)
+    // times V padded with zeros above, minus L (Rᵀ V) for the pending updates.
     const vpad = new Float64Array(m0 * nr);
     vpad.set(v, (o + b) * nr);
-    let y: Float64Array = (await k.gemm(t, [m0, m0], vpad, [m0, nr])).slice((o + b) * nr);
+    let y = await k.gemm(rowsOf(t, m0, o + b, m0), [m, m0], vpad, [m0, nr]);
     if (used > 0) {
       const rtv = await k.gemm(rowsOf(rf, rank, o + b, m0), [m, rank], v, [m, nr], undefined, {
         transA: true,
@@ -494,12 +499,15 @@ async function reduceToBand(a: NumArray, n: number, b: number, k: DenseKernels):
     const c0 = 2 * b * used;
     for (let r = 0; r < m; r++) {
       const row = (o + b + r) * rank + c0;
-      const vr = v.subarray(r * nr, (r + 1) * nr);
-      const wr = w.subarray(r * nr, (r + 1) * nr);
-      lf.set(vr, row);
-      lf.set(wr, row + b);
-      rf.set(wr, row);
-      rf.set(vr, row + b);
+      const src = r * nr;
+      for (let j = 0; j < nr; j++) {
+        const vj = v[src + j]!;
+        const wj = w[src + j]!;
+        lf[row + j] = vj;
+        lf[row + b + j] = wj;
+        rf[row + j] = wj;
+        rf[row + b + j] = vj;
+      }
     }
     used++;
     o += b;
@@ -541,17 +549,16 @@ function bandToTridiagonal(band: Band, b: number): { d: Float64Array; e: Float64
     const x = data[at(p, col)]!;
     const y = data[at(q, col)]!;
     if (y === 0) return false;
-    const r = Math.hypot(x, y);
+    const r = hypot(x, y);
     const c = x / r;
     const s = y / r;
-    // Columns m < p: A(p, m), A(q, m) (q − m <= b + 1).
-    for (let m = Math.max(0, q - b - 1); m < p; m++) {
-      const ip = at(p, m);
-      const iq = at(q, m);
+    // Columns m < p: A(p, m) at m·(st − 1) + p, A(q, m) just after it (q − m <= b + 1).
+    const m0 = Math.max(0, q - b - 1);
+    for (let ip = at(p, m0), end = at(p, p); ip < end; ip += st - 1) {
       const u = data[ip]!;
-      const w = data[iq]!;
+      const w = data[ip + 1]!;
       data[ip] = c * u + s * w;
-      data[iq] = c * w - s * u;
+      data[ip + 1] = c * w - s * u;
     }
     data[at(q, col)] = 0;
     // The 2x2 block.
@@ -561,14 +568,14 @@ function bandToTridiagonal(band: Band, b: number): { d: Float64Array; e: Float64
     data[at(p, p)] = c * c * app + 2 * c * s * aqp + s * s * aqq;
     data[at(q, q)] = s * s * app - 2 * c * s * aqp + c * c * aqq;
     data[at(q, p)] = c * s * (aqq - app) + (c * c - s * s) * aqp;
-    // Rows m > q: A(m, p), A(m, q) (m − p <= b + 1).
-    for (let m = q + 1; m <= Math.min(n - 1, q + b); m++) {
-      const ip = at(m, p);
-      const iq = at(m, q);
+    // Rows m > q: A(m, p) contiguous from at(q + 1, p), A(m, q) st − 1 after it
+    // (m − p <= b + 1).
+    const m1 = Math.min(n - 1, q + b);
+    for (let ip = at(q + 1, p), end = at(m1 + 1, p); ip < end; ip++) {
       const u = data[ip]!;
-      const w = data[iq]!;
+      const w = data[ip + st - 1]!;
       data[ip] = c * u + s * w;
-      data[iq] = c * w - s * u;
+      data[ip + st - 1] = c * w - s * u;
     }
     return true;
   };
@@ -615,4 +622,4 @@ export async function symmetricEigenvaluesCompiled(
 }
 
 /** Internal steps, exported for the tests only. */
-export const internals = { reduceToBand, bandToTridiagonal, Band };
+export const internals = { reduceToBand, bandToTridiagonal, Band, panelQr };

@@ -46,6 +46,20 @@ function checkSize(a: ArrayLike<number>, expected: number, what: string): void {
 }
 
 /**
+ * √(x² + y²) for Givens rotations: Math.hypot is variadic and many times slower in V8, and
+ * the band and QL stages call this millions of times. Falls back to Math.hypot where x² or
+ * y² could overflow or underflow.
+ * @example hypot(3, 4) // 5
+ */
+export function hypot(x: number, y: number): number {
+  const ax = Math.abs(x);
+  const ay = Math.abs(y);
+  const big = ax > ay ? ax : ay;
+  if (big > 1e150 || (big < 1e-150 && big > 0)) return Math.hypot(x, y);
+  return Math.sqrt(x * x + y * y);
+}
+
+/**
  * The n x n identity matrix.
  * @param n - size
  * @example identity(2) // Float64Array [1, 0, 0, 1]
@@ -560,7 +574,7 @@ function tridiagonalQl(d: Float64Array, e: Float64Array, zt?: Float64Array): voi
       // Shift from the leading 2x2 block (Wilkinson-style), then chase the bulge upwards
       // with Givens rotations from m-1 down to l.
       let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
-      let r = Math.hypot(g, 1);
+      let r = hypot(g, 1);
       g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? r : -r));
       let sn = 1;
       let c = 1;
@@ -570,7 +584,7 @@ function tridiagonalQl(d: Float64Array, e: Float64Array, zt?: Float64Array): voi
       for (; i >= l; i--) {
         const f = sn * e[i]!;
         const b = c * e[i]!;
-        r = Math.hypot(f, g);
+        r = hypot(f, g);
         e[i + 1] = r;
         if (r === 0) {
           d[i + 1] = d[i + 1]! - pp;

@@ -22,6 +22,13 @@ export interface SessionOptions {
    * runs such as {@link measureShapes}'s probes.
    */
   lowMemory?: boolean;
+  /**
+   * Whether ONNX Runtime's worker threads spin-wait for the next run (default true). Each
+   * session has a pool of its own, so where several sessions take turns (the dense
+   * kernels' one session per product shape), one session's spinning threads take the
+   * cores from the next: measured, that halved the speed of the band reduction.
+   */
+  spin?: boolean;
 }
 
 /** ONNX Runtime's log levels, quietest last. */
@@ -154,6 +161,7 @@ export class Session {
       graphOptimizationLevel: opts.optimization ?? 'all',
       logSeverityLevel: ORT_LOG_LEVELS.indexOf(ortLogLevel()) as 0 | 1 | 2 | 3 | 4,
       ...(opts.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
+      ...(opts.spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     };
     try {
       inner =

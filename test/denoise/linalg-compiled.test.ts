@@ -177,6 +177,38 @@ describe('symmetricEigenvaluesCompiled', () => {
     assert.ok(got[90]! > 1e-3);
   });
 
+  test('panel QR: H_1···H_nr R rebuilds the panel, R upper, V unit lower', () => {
+    const rng = new Rng(11);
+    for (const [m, nb] of [
+      [40, 6],
+      [5, 8], // fewer rows than columns
+    ] as const) {
+      const p0 = new Float64Array(m * nb);
+      rng.fillNormal(p0);
+      for (let i = 0; i < m; i++) p0[i * nb + 2] = 0; // a zero column: H = I there
+      const p = Float64Array.from(p0);
+      const { v, tau, nr } = internals.panelQr(p, m, nb);
+      assert.equal(nr, Math.min(m, nb));
+      // R: zero below the diagonal.
+      for (let i = 0; i < m; i++)
+        for (let c = 0; c < Math.min(i, nb); c++) assert.equal(p[i * nb + c], 0, `R[${i},${c}]`);
+      for (let j = 0; j < nr; j++) {
+        assert.equal(v[j * nr + j], 1);
+        for (let i = 0; i < j; i++) assert.equal(v[i * nr + j], 0);
+      }
+      // Apply H_1 ··· H_nr to R (the last reflector first): the panel again.
+      const a = Float64Array.from(p);
+      for (let j = nr - 1; j >= 0; j--) {
+        for (let c = 0; c < nb; c++) {
+          let s = 0;
+          for (let i = 0; i < m; i++) s += v[i * nr + j]! * a[i * nb + c]!;
+          for (let i = 0; i < m; i++) a[i * nb + c]! -= tau[j]! * s * v[i * nr + j]!;
+        }
+      }
+      assert.ok(maxAbsDiff(a, p0) < 1e-13, `m=${m} nb=${nb}: ${maxAbsDiff(a, p0)}`);
+    }
+  });
+
   test('band stage: any band matrix reduces to a tridiagonal with the same spectrum', () => {
     const rng = new Rng(5);
     const [n, b] = [57, 5];

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import {
   cholesky,
   choleskySolve,
+  hypot,
   identity,
   matmul,
   singularValues,
@@ -34,6 +35,23 @@ function randomSymmetric(rng: Rng, n: number): Float64Array {
   }
   return a;
 }
+
+describe('hypot', () => {
+  test('agrees with Math.hypot to a few ulps, and stays finite at the extremes', () => {
+    const rng = new Rng(3);
+    for (let i = 0; i < 2000; i++) {
+      const x = rng.normal() * 10 ** Math.round(rng.normal() * 3);
+      const y = rng.normal() * 10 ** Math.round(rng.normal() * 3);
+      const ref = Math.hypot(x, y);
+      assert.ok(Math.abs(hypot(x, y) - ref) <= 4 * Number.EPSILON * ref, `${x}, ${y}`);
+    }
+    // Where x² overflows or underflows, the scaled Math.hypot is used.
+    assert.equal(hypot(3e200, 4e200), Math.hypot(3e200, 4e200));
+    assert.equal(hypot(3e-200, 4e-200), Math.hypot(3e-200, 4e-200));
+    assert.equal(hypot(0, 0), 0);
+    assert.equal(hypot(-3, 4), 5);
+  });
+});
 
 describe('linalg', () => {
   // A = L Lᵀ from a known lower-triangular L.

@@ -196,6 +196,35 @@ describe('Session.create', () => {
       (e: unknown) => e instanceof ModelError && e.message.startsWith('broken: '),
     );
   });
+
+  test('spin: false reaches ONNX Runtime as allow_spinning 0; the default leaves it on', async () => {
+    const b = new GraphBuilder({ name: 'relu' });
+    b.output(b.op1('Relu', [b.input('x', 'float32', [2])]), 'y');
+    const model = b.build().model;
+    const statics = ort.InferenceSession as unknown as { create: (...a: unknown[]) => unknown };
+    const create = statics.create;
+    const options: Record<string, unknown>[] = [];
+    statics.create = (...a: unknown[]) => (
+      options.push(a[1] as Record<string, unknown>),
+      create.apply(statics, a)
+    );
+    const sessions: Session[] = [];
+    try {
+      sessions.push(await Session.create(model, { threads: 2, spin: false }));
+      sessions.push(await Session.create(model, { threads: 2 }));
+    } finally {
+      statics.create = create;
+    }
+    try {
+      assert.deepEqual(options[0]!.extra, { session: { intra_op: { allow_spinning: '0' } } });
+      assert.equal(options[1]!.extra, undefined);
+      // A session that does not spin still computes.
+      const y = await sessions[0]!.run({ x: float32([2], [-1, 3]) });
+      assert.deepEqual(Array.from(y.y!.data as Float32Array), [0, 3]);
+    } finally {
+      for (const s of sessions) await s.release();
+    }
+  });
 });
 
 describe('Session.create of a large model', () => {
