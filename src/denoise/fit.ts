@@ -14,6 +14,7 @@ import {
   fitDenoiserSpectral,
   fusedMapSpectrum,
   MomentAccumulator,
+  type SpectralDenoiser,
 } from './closed-form.js';
 import { DenseKernels } from './linalg-compiled.js';
 import { denoisedValueName, finishSurgery, surgeryBuilder } from './graph.js';
@@ -219,6 +220,9 @@ export interface ClosedFormFit {
   spectra: Map<string, Float64Array>;
 }
 
+/** Layers whose closed form runs at once in {@link fitClosedForm}. */
+const CLOSED_FORM_IN_FLIGHT = 2;
+
 /**
  * The MSE-optimal linear denoiser of every planned layer from its input moments
  * (Wd = s2 (s1² S + s2² I)⁻¹, bias cancelling the mean), with the spectrum of each fused
@@ -236,35 +240,51 @@ export async function fitClosedForm(
   stats: Map<string, MomentAccumulator>,
   opts: { ridge?: number; kernels?: DenseKernels; threads?: number; consume?: boolean } = {},
 ): Promise<ClosedFormFit> {
+  const kernels = opts.kernels ?? new DenseKernels({ threads: opts.threads });
+  const fitted: { fit: SpectralDenoiser; samples: number }[] = [];
+  const fitLayer = async (i: number) => {
+    const p = plan.layers[i]!;
+    const used = layerStats(p, stats);
+    const fit = await fitDenoiserCompiled(used, p.coeffs, kernels, {
+      ridge: opts.ridge,
+      name: `layer '${p.layer.name}'`,
+    });
+    // A 3,072-wide layer's statistics take 75 MB: let them go once used.
+    if (opts.consume) stats.delete(p.layer.name);
+    fitted[i] = { fit, samples: used.count };
+  };
+  // Two layers in flight: while one waits for its band stage on the kernels' worker
+  // thread, the next one's products run here.
+  const inFlight: Promise<void>[] = [];
+  try {
+    for (let i = 0; i < plan.layers.length; i++) {
+      inFlight.push(fitLayer(i));
+      if (inFlight.length >= CLOSED_FORM_IN_FLIGHT) await inFlight.shift();
+    }
+    await Promise.all(inFlight);
+  } finally {
+    // On an error, let the other layer settle before the kernels go.
+    await Promise.allSettled(inFlight);
+    if (!opts.kernels) await kernels.release();
+  }
   const values = new Map<string, Tensor>();
   const report: ClosedFormReport[] = [];
   const spectra = new Map<string, Float64Array>();
-  const kernels = opts.kernels ?? new DenseKernels({ threads: opts.threads });
-  try {
-    for (const p of plan.layers) {
-      const used = layerStats(p, stats);
-      const fit = await fitDenoiserCompiled(used, p.coeffs, kernels, {
-        ridge: opts.ridge,
-        name: `layer '${p.layer.name}'`,
-      });
-      // A 3,072-wide layer's statistics take 75 MB: let them go once used.
-      if (opts.consume) stats.delete(p.layer.name);
-      setDenoiser(values, p, fit);
-      spectra.set(
-        p.layer.name,
-        fusedMapSpectrum(fit.covarianceEigenvalues, p.coeffs, (opts.ridge ?? 0) + fit.jitter),
-      );
-      report.push({
-        layer: p.layer.name,
-        t: p.t,
-        samples: used.count,
-        regularised: fit.regularised,
-        jitter: fit.jitter,
-      });
-    }
-  } finally {
-    if (!opts.kernels) await kernels.release();
-  }
+  plan.layers.forEach((p, i) => {
+    const { fit, samples } = fitted[i]!;
+    setDenoiser(values, p, fit);
+    spectra.set(
+      p.layer.name,
+      fusedMapSpectrum(fit.covarianceEigenvalues, p.coeffs, (opts.ridge ?? 0) + fit.jitter),
+    );
+    report.push({
+      layer: p.layer.name,
+      t: p.t,
+      samples,
+      regularised: fit.regularised,
+      jitter: fit.jitter,
+    });
+  });
   return { values, report, spectra };
 }
 

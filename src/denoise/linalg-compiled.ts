@@ -21,27 +21,34 @@
  * Measured figures are in the README.
  */
 import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { GraphBuilder } from '../onnx/builder.js';
 import { Session } from '../runtime/session.js';
+import type { BandJob } from './band-worker.js';
 import {
+  Band,
+  bandEigenvalues,
   cholesky,
   type NumArray,
   type SolveResult,
   solveLower,
   symmetricEigenvalues,
-  hypot,
   symmetriseInPlace,
-  tridiagonalEigenvalues,
 } from './linalg.js';
 
 /** Options of a {@link DenseKernels} instance. */
 export interface CompiledOptions {
   /** ONNX Runtime intra-op threads (default: every core). */
   threads?: number;
-  /** Sizes up to this run in JavaScript (default 256). */
+  /** Sizes up to this run in JavaScript (default 128). */
   base?: number;
   /** Half-bandwidth of the first eigenvalue stage (default 32). */
   band?: number;
+  /**
+   * Run the band stages of the eigenvalues (bulge chasing, QL: single-threaded JavaScript)
+   * on a worker thread, so that they overlap the caller's next products (default true).
+   */
+  bandThread?: boolean;
 }
 
 /** Options of one matrix product. */
@@ -74,12 +81,26 @@ export class DenseKernels {
   readonly base: number;
   readonly band: number;
   private readonly sessions = new Map<string, Promise<Session>>();
+  private readonly bandThread: BandThread | null;
 
-  /** @param opts - threads, JavaScript cut-off size, band half-width */
+  /** @param opts - threads, JavaScript cut-off size, band half-width, band thread */
   constructor(opts: CompiledOptions = {}) {
     this.threads = opts.threads ?? availableParallelism();
-    this.base = Math.max(8, opts.base ?? 256);
+    this.base = Math.max(8, opts.base ?? 128);
     this.band = Math.max(2, opts.band ?? 32);
+    this.bandThread = opts.bandThread === false ? null : new BandThread();
+  }
+
+  /**
+   * Eigenvalues (ascending) of a band of half-width b, on the worker thread when there is
+   * one (the band's storage is handed over), else here.
+   * @param band - the band (overwritten, or moved to the worker)
+   * @param b - half-width
+   */
+  bandEigenvalues(band: Band, b: number): Promise<Float64Array> {
+    return this.bandThread
+      ? this.bandThread.eigenvalues(band, b)
+      : Promise.resolve(bandEigenvalues(band, b));
   }
 
   private session(o: Required<GemmOptions>, withC: boolean): Promise<Session> {
@@ -152,11 +173,88 @@ export class DenseKernels {
     return y!.data as Float64Array;
   }
 
-  /** Frees every session. */
+  /** Frees every session and stops the worker thread. */
   async release(): Promise<void> {
+    await this.bandThread?.stop();
     const all = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of all) await (await s).release();
+  }
+}
+
+/**
+ * The worker thread behind {@link DenseKernels.bandEigenvalues}, started on first use. Run
+ * from the TypeScript sources (tsx), the worker registers tsx before loading its entry; from
+ * the build, it loads the compiled entry. A worker that cannot start or dies fails the
+ * waiting calls with its error, and later calls run on the calling thread.
+ */
+class BandThread {
+  private worker: Worker | null = null;
+  private broken = false;
+  private nextId = 0;
+  private readonly waiting = new Map<
+    number,
+    { resolve: (v: Float64Array) => void; reject: (e: Error) => void }
+  >();
+
+  eigenvalues(band: Band, b: number): Promise<Float64Array> {
+    const w = this.start();
+    if (!w) return Promise.resolve(bandEigenvalues(band, b));
+    const id = this.nextId++;
+    const job: BandJob = { id, n: band.n, w: band.w, b, data: band.data };
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      if (this.waiting.size === 1) w.ref();
+      w.postMessage(job, [band.data.buffer as ArrayBuffer]);
+    });
+  }
+
+  private start(): Worker | null {
+    if (this.worker || this.broken) return this.worker;
+    const here = import.meta.url;
+    let w: Worker;
+    try {
+      if (here.endsWith('.ts')) {
+        const tsx = import.meta.resolve('tsx/esm/api');
+        const entry = new URL('./band-worker.ts', here).href;
+        const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+        w = new Worker(boot, { eval: true });
+      } else {
+        w = new Worker(new URL('./band-worker.js', here));
+      }
+    } catch {
+      this.broken = true;
+      return null;
+    }
+    w.unref(); // held only while a band is out (see eigenvalues)
+    w.on('message', (m: { id: number; values?: Float64Array; error?: string }) => {
+      const job = this.waiting.get(m.id);
+      if (!job) return;
+      this.waiting.delete(m.id);
+      if (this.waiting.size === 0) w.unref();
+      if (m.values) job.resolve(m.values);
+      else job.reject(new Error(`band eigenvalues: ${m.error}`));
+    });
+    const fail = (err: Error) => {
+      this.broken = true;
+      this.worker = null;
+      for (const job of this.waiting.values()) job.reject(err);
+      this.waiting.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => {
+      if (this.waiting.size > 0)
+        fail(new Error(`band eigenvalues: worker exited with code ${code}`));
+      this.worker = null;
+    });
+    this.worker = w;
+    return w;
+  }
+
+  async stop(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
   }
 }
 
@@ -367,45 +465,23 @@ function panelQr(
   return { v, tau, nr };
 }
 
-/** The upper-triangular T of H_1···H_nr = I − V T Vᵀ (forward, columnwise). */
-function compactWy(v: Float64Array, tau: Float64Array, m: number, nr: number): Float64Array {
+/**
+ * The upper-triangular T of H_1···H_nr = I − V T Vᵀ (forward, columnwise), from τ and the
+ * Gram matrix G = VᵀV (nr x nr; a product, so the O(m·nr²) part runs in Gemm).
+ */
+function compactWy(g: Float64Array, tau: Float64Array, nr: number): Float64Array {
   const t = new Float64Array(nr * nr);
-  const w = new Float64Array(nr);
   for (let j = 0; j < nr; j++) {
     t[j * nr + j] = tau[j]!;
     if (j === 0 || tau[j] === 0) continue;
-    // w = V[:, 0:j]ᵀ v_j (v_j is zero above row j)
-    w.fill(0);
-    for (let r = j; r < m; r++) {
-      const vj = v[r * nr + j]!;
-      if (vj === 0) continue;
-      for (let i = 0; i < j; i++) w[i]! += v[r * nr + i]! * vj;
-    }
-    // T[0:j, j] = −τ_j T[0:j, 0:j] w
+    // T[0:j, j] = −τ_j T[0:j, 0:j] (V[:, 0:j]ᵀ v_j), the last factor being G[0:j, j].
     for (let i = 0; i < j; i++) {
       let s = 0;
-      for (let l = i; l < j; l++) s += t[i * nr + l]! * w[l]!;
+      for (let l = i; l < j; l++) s += t[i * nr + l]! * g[l * nr + j]!;
       t[i * nr + j] = -tau[j]! * s;
     }
   }
   return t;
-}
-
-/** Lower band storage with room for one bulge diagonal: A(i, j), 0 <= i − j <= w. */
-class Band {
-  readonly data: Float64Array;
-  readonly stride: number;
-  constructor(
-    readonly n: number,
-    readonly w: number,
-  ) {
-    this.stride = w + 1;
-    this.data = new Float64Array(n * this.stride);
-  }
-  /** Index of A(i, j) for i >= j. */
-  at(i: number, j: number): number {
-    return j * this.stride + (i - j);
-  }
 }
 
 /** Panels transformed between two trailing-matrix updates (the rank of each update / 2b). */
@@ -469,7 +545,8 @@ async function reduceToBand(a: NumArray, n: number, b: number, k: DenseKernels):
     for (let i = 0; i < nr; i++)
       for (let j = i; j < b; j++)
         band.data[band.at(off + o + b + i, off + o + j)] = panel[i * b + j]!;
-    const tt = compactWy(v, tau, m, nr);
+    const gram = await k.gemm(v, [m, nr], v, [m, nr], undefined, { transA: true });
+    const tt = compactWy(gram, tau, nr);
     // Y = A22 V for the current trailing block A22: t's rows o+b.. (a view, not copied)
     // times V padded with zeros above, minus L (Rᵀ V) for the pending updates.
     const vpad = new Float64Array(m0 * nr);
@@ -535,70 +612,6 @@ async function reduceToBand(a: NumArray, n: number, b: number, k: DenseKernels):
 }
 
 /**
- * Stage 2: band (half-width b) to tridiagonal by Givens rotations, eliminating each
- * column's entries from the outermost inwards and chasing each bulge (one entry at
- * distance b + 1) down the band (Schwarz's method). Returns the diagonal and off-diagonal.
- */
-function bandToTridiagonal(band: Band, b: number): { d: Float64Array; e: Float64Array } {
-  const { n, data } = band;
-  const st = band.stride;
-  const at = (i: number, j: number) => j * st + (i - j);
-  // One similarity rotation in the plane (p, p + 1), zeroing A(p + 1, col).
-  const rotate = (p: number, col: number): boolean => {
-    const q = p + 1;
-    const x = data[at(p, col)]!;
-    const y = data[at(q, col)]!;
-    if (y === 0) return false;
-    const r = hypot(x, y);
-    const c = x / r;
-    const s = y / r;
-    // Columns m < p: A(p, m) at m·(st − 1) + p, A(q, m) just after it (q − m <= b + 1).
-    const m0 = Math.max(0, q - b - 1);
-    for (let ip = at(p, m0), end = at(p, p); ip < end; ip += st - 1) {
-      const u = data[ip]!;
-      const w = data[ip + 1]!;
-      data[ip] = c * u + s * w;
-      data[ip + 1] = c * w - s * u;
-    }
-    data[at(q, col)] = 0;
-    // The 2x2 block.
-    const app = data[at(p, p)]!;
-    const aqq = data[at(q, q)]!;
-    const aqp = data[at(q, p)]!;
-    data[at(p, p)] = c * c * app + 2 * c * s * aqp + s * s * aqq;
-    data[at(q, q)] = s * s * app - 2 * c * s * aqp + c * c * aqq;
-    data[at(q, p)] = c * s * (aqq - app) + (c * c - s * s) * aqp;
-    // Rows m > q: A(m, p) contiguous from at(q + 1, p), A(m, q) st − 1 after it
-    // (m − p <= b + 1).
-    const m1 = Math.min(n - 1, q + b);
-    for (let ip = at(q + 1, p), end = at(m1 + 1, p); ip < end; ip++) {
-      const u = data[ip]!;
-      const w = data[ip + st - 1]!;
-      data[ip] = c * u + s * w;
-      data[ip + st - 1] = c * w - s * u;
-    }
-    return true;
-  };
-  for (let j = 0; j < n - 2; j++) {
-    for (let kk = Math.min(b, n - 1 - j); kk >= 2; kk--) {
-      let p = j + kk - 1;
-      if (!rotate(p, j)) continue;
-      // The bulge A(p + 1 + b, p): chase it down.
-      while (p + 1 + b < n) {
-        const col = p;
-        p = p + b;
-        if (!rotate(p, col)) break;
-      }
-    }
-  }
-  const d = new Float64Array(n);
-  const e = new Float64Array(n);
-  for (let i = 0; i < n; i++) d[i] = data[at(i, i)]!;
-  for (let i = 0; i < n - 1; i++) e[i] = data[at(i + 1, i)]!;
-  return { d, e };
-}
-
-/**
  * Eigenvalues (ascending) of a symmetric matrix, its O(n³) reduction run as float64 Gemm
  * (see the file comment); the same values as {@link symmetricEigenvalues} up to rounding
  * (both are backward stable: errors within a small multiple of n·eps·‖A‖).
@@ -617,9 +630,8 @@ export async function symmetricEigenvaluesCompiled(
   if (n <= k.base) return symmetricEigenvalues(a, n);
   const b = Math.min(k.band, n - 1);
   const band = await reduceToBand(a, n, b, k);
-  const { d, e } = bandToTridiagonal(band, b);
-  return tridiagonalEigenvalues(d, e);
+  return k.bandEigenvalues(band, b);
 }
 
 /** Internal steps, exported for the tests only. */
-export const internals = { reduceToBand, bandToTridiagonal, Band, panelQr };
+export const internals = { reduceToBand, panelQr };

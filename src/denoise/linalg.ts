@@ -646,3 +646,104 @@ export function singularValues(a: ArrayLike<number>, n: number): Float64Array {
   for (let i = 0; i < n; i++) sv[i] = Math.sqrt(Math.max(0, ev[n - 1 - i]!));
   return sv;
 }
+
+/** Lower band storage with room for one bulge diagonal: A(i, j), 0 <= i − j <= w. */
+export class Band {
+  readonly data: Float64Array;
+  readonly stride: number;
+  /**
+   * @param n - order
+   * @param w - stored half-width
+   * @param data - existing storage (n · (w + 1) values, e.g. sent from another thread)
+   */
+  constructor(
+    readonly n: number,
+    readonly w: number,
+    data?: Float64Array,
+  ) {
+    this.stride = w + 1;
+    if (data && data.length !== n * this.stride)
+      throw new RangeError(`Band: ${data.length} values for n=${n}, w=${w}`);
+    this.data = data ?? new Float64Array(n * this.stride);
+  }
+  /** Index of A(i, j) for i >= j. */
+  at(i: number, j: number): number {
+    return j * this.stride + (i - j);
+  }
+}
+
+/**
+ * Stage 2: band (half-width b) to tridiagonal by Givens rotations, eliminating each
+ * column's entries from the outermost inwards and chasing each bulge (one entry at
+ * distance b + 1) down the band (Schwarz's method). Returns the diagonal and off-diagonal.
+ */
+export function bandToTridiagonal(band: Band, b: number): { d: Float64Array; e: Float64Array } {
+  const { n, data } = band;
+  const st = band.stride;
+  const at = (i: number, j: number) => j * st + (i - j);
+  // One similarity rotation in the plane (p, p + 1), zeroing A(p + 1, col).
+  const rotate = (p: number, col: number): boolean => {
+    const q = p + 1;
+    const x = data[at(p, col)]!;
+    const y = data[at(q, col)]!;
+    if (y === 0) return false;
+    const r = hypot(x, y);
+    const c = x / r;
+    const s = y / r;
+    // Columns m < p: A(p, m) at m·(st − 1) + p, A(q, m) just after it (q − m <= b + 1).
+    const m0 = Math.max(0, q - b - 1);
+    for (let ip = at(p, m0), end = at(p, p); ip < end; ip += st - 1) {
+      const u = data[ip]!;
+      const w = data[ip + 1]!;
+      data[ip] = c * u + s * w;
+      data[ip + 1] = c * w - s * u;
+    }
+    data[at(q, col)] = 0;
+    // The 2x2 block.
+    const app = data[at(p, p)]!;
+    const aqq = data[at(q, q)]!;
+    const aqp = data[at(q, p)]!;
+    data[at(p, p)] = c * c * app + 2 * c * s * aqp + s * s * aqq;
+    data[at(q, q)] = s * s * app - 2 * c * s * aqp + c * c * aqq;
+    data[at(q, p)] = c * s * (aqq - app) + (c * c - s * s) * aqp;
+    // Rows m > q: A(m, p) contiguous from at(q + 1, p), A(m, q) st − 1 after it
+    // (m − p <= b + 1).
+    const m1 = Math.min(n - 1, q + b);
+    for (let ip = at(q + 1, p), end = at(m1 + 1, p); ip < end; ip++) {
+      const u = data[ip]!;
+      const w = data[ip + st - 1]!;
+      data[ip] = c * u + s * w;
+      data[ip + st - 1] = c * w - s * u;
+    }
+    return true;
+  };
+  for (let j = 0; j < n - 2; j++) {
+    for (let kk = Math.min(b, n - 1 - j); kk >= 2; kk--) {
+      let p = j + kk - 1;
+      if (!rotate(p, j)) continue;
+      // The bulge A(p + 1 + b, p): chase it down.
+      while (p + 1 + b < n) {
+        const col = p;
+        p = p + b;
+        if (!rotate(p, col)) break;
+      }
+    }
+  }
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  for (let i = 0; i < n; i++) d[i] = data[at(i, i)]!;
+  for (let i = 0; i < n - 1; i++) e[i] = data[at(i + 1, i)]!;
+  return { d, e };
+}
+
+/**
+ * Eigenvalues (ascending) of a symmetric band matrix of half-width b: bulge chasing to
+ * tridiagonal, then QL. Pure JavaScript, so it can run on a worker thread.
+ * @param band - the band (overwritten)
+ * @param b - its half-width (the band stores b + 1 for the bulge)
+ * @example bandEigenvalues(band, 32)
+ */
+export function bandEigenvalues(band: Band, b: number): Float64Array {
+  const { d, e } = bandToTridiagonal(band, b);
+  return tridiagonalEigenvalues(d, e);
+}

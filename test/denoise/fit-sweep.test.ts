@@ -11,7 +11,7 @@ import { getPreset } from '../../src/models/registry.js';
 import { INPUT_NAME } from '../../src/models/types.js';
 import { initialWeights, modelWithWeights } from '../../src/models/weights.js';
 import { float32 } from '../../src/onnx/tensor.js';
-import { UsageError } from '../../src/util/errors.js';
+import { DataError, UsageError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { relErr } from './helpers.js';
 
@@ -82,5 +82,48 @@ describe('fitClosedFormSweep', () => {
     const b = planConversion(model.graph, { filter: 'all' });
     assert.throws(() => fitClosedFormSweep([a, b], new Map()), UsageError);
     assert.throws(() => fitClosedFormSweep([], new Map()), UsageError);
+  });
+});
+
+describe('fitClosedForm with two layers in flight', () => {
+  const def = getPreset('vit-micro');
+  const model = modelWithWeights(def, initialWeights(def, 1));
+  const plan = planConversion(model.graph, { filter: 'all' });
+  const [c, h, w] = def.inputShape;
+  const n = 32;
+  const feeds = () => [
+    {
+      [INPUT_NAME]: float32(
+        [n, c, h, w],
+        new Rng(4).fillUniform(new Float32Array(n * c * h * w), 0, 1),
+      ),
+    },
+  ];
+
+  test('gives each layer what it gives with one layer at a time, in plan order', async () => {
+    const stats = await collectMoments(model, plan, feeds(), { session: { threads: 1 } });
+    assert.ok(plan.layers.length >= 3);
+    const all = await fitClosedForm(plan, stats, { threads: 1 });
+    assert.deepEqual(
+      all.report.map((r) => r.layer),
+      plan.layers.map((p) => p.layer.name),
+    );
+    // One plan per layer: nothing else in flight.
+    for (const p of plan.layers) {
+      const one = await fitClosedForm({ ...plan, layers: [p] }, stats, { threads: 1 });
+      for (const [name, t] of one.values)
+        assert.deepEqual(all.values.get(name)!.data, t.data, name);
+      assert.deepEqual(all.spectra.get(p.layer.name), one.spectra.get(p.layer.name));
+    }
+  });
+
+  test('a layer that fails rejects with its name, and the others settle first', async () => {
+    const stats = await collectMoments(model, plan, feeds(), { session: { threads: 1 } });
+    const bad = plan.layers[1]!.layer.name;
+    stats.get(bad)!.gram[0] = Number.NaN;
+    await assert.rejects(
+      fitClosedForm(plan, stats, { threads: 1 }),
+      (e: unknown) => e instanceof DataError && e.message.includes(`'${bad}'`),
+    );
   });
 });

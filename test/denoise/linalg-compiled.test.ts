@@ -16,6 +16,9 @@ import {
   symmetricEigenvaluesCompiled,
 } from '../../src/denoise/linalg-compiled.js';
 import {
+  Band,
+  bandEigenvalues,
+  bandToTridiagonal,
   matmul,
   symmetricEigen,
   symmetricEigenvalues,
@@ -209,10 +212,9 @@ describe('symmetricEigenvaluesCompiled', () => {
     }
   });
 
-  test('band stage: any band matrix reduces to a tridiagonal with the same spectrum', () => {
-    const rng = new Rng(5);
-    const [n, b] = [57, 5];
-    const band = new internals.Band(n, b + 1);
+  /** A random symmetric band matrix of half-width b, as band storage and dense. */
+  function randomBand(rng: Rng, n: number, b: number): { band: Band; dense: Float64Array } {
+    const band = new Band(n, b + 1);
     const dense = new Float64Array(n * n);
     for (let j = 0; j < n; j++)
       for (let i = j; i <= Math.min(n - 1, j + b); i++) {
@@ -221,8 +223,43 @@ describe('symmetricEigenvaluesCompiled', () => {
         dense[i * n + j] = v;
         dense[j * n + i] = v;
       }
-    const { d, e } = internals.bandToTridiagonal(band, b);
+    return { band, dense };
+  }
+
+  test('band stage: any band matrix reduces to a tridiagonal with the same spectrum', () => {
+    const [n, b] = [57, 5];
+    const { band, dense } = randomBand(new Rng(5), n, b);
+    const { d, e } = bandToTridiagonal(band, b);
     assert.ok(maxAbsDiff(tridiagonalEigenvalues(d, e), symmetricEigenvalues(dense, n)) < 1e-12);
+  });
+
+  test('band stage on the worker thread: the same values as here, several at once', async () => {
+    const rng = new Rng(8);
+    const cases = [
+      [57, 5],
+      [90, 7],
+      [33, 3],
+    ].map(([n, b]) => ({ n: n!, b: b!, ...randomBand(rng, n!, b!) }));
+    const here = cases.map((c) =>
+      bandEigenvalues(new Band(c.n, c.b + 1, c.band.data.slice()), c.b),
+    );
+    const threaded = new DenseKernels({ threads: 1 });
+    try {
+      const got = await Promise.all(cases.map((c) => threaded.bandEigenvalues(c.band, c.b)));
+      cases.forEach((c, i) => {
+        // The storage went to the worker (transferred), and the values are bit for bit ours.
+        assert.equal(c.band.data.byteLength, 0, 'band storage transferred');
+        assert.deepEqual(got[i], here[i]);
+      });
+    } finally {
+      await threaded.release();
+    }
+    // Without the thread, the band is reduced in place on the calling thread.
+    const inline = new DenseKernels({ threads: 1, bandThread: false });
+    const c = randomBand(new Rng(8), 57, 5);
+    assert.deepEqual(await inline.bandEigenvalues(c.band, 5), here[0]);
+    assert.ok(c.band.data.byteLength > 0);
+    await inline.release();
   });
 });
 
