@@ -36,7 +36,7 @@ export function findChromium(): string {
 }
 
 /** Headless Chromium. `--no-sandbox` because CI runs as root, where the sandbox refuses. */
-export function launchChromium(): Promise<Browser> {
+export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: findChromium(), args: ['--no-sandbox'] });
 }
 
@@ -87,7 +87,12 @@ export async function openOrtPage(models: Record<string, Model>): Promise<OrtPag
     '/ort/': ortWebDist(),
     '/models/': dir,
   });
-  const browser = await launchChromium();
+  // Without a browser, the server must not stay open: it would hold the test process alive.
+  const browser = await launchChromium().catch(async (e: unknown) => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  });
   const close = async () => {
     await browser.close();
     await server.close();
