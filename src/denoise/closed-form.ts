@@ -49,13 +49,22 @@ export class MomentAccumulator {
   /** sum of x xᵀ, dim x dim row-major, kept symmetric */
   readonly gram: Float64Array;
 
-  /** @param dim - feature dimension (positive integer) */
-  constructor(dim: number) {
+  /**
+   * @param dim - feature dimension (positive integer)
+   * @param sums - sums computed elsewhere (e.g. sent to a worker thread) to take over
+   *   without copying; default zeros
+   */
+  constructor(dim: number, sums?: { count: number; sum: Float64Array; gram: Float64Array }) {
     if (!Number.isInteger(dim) || dim < 1)
       throw new UsageError(`MomentAccumulator: dim must be a positive integer, got ${dim}`);
+    if (sums && (sums.sum.length !== dim || sums.gram.length !== dim * dim))
+      throw new UsageError(
+        `MomentAccumulator: sums of sizes ${sums.sum.length} and ${sums.gram.length} for dim ${dim}`,
+      );
     this.dim = dim;
-    this.sum = new Float64Array(dim);
-    this.gram = new Float64Array(dim * dim);
+    this.count = sums?.count ?? 0;
+    this.sum = sums?.sum ?? new Float64Array(dim);
+    this.gram = sums?.gram ?? new Float64Array(dim * dim);
   }
 
   /**

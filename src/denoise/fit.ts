@@ -17,6 +17,7 @@ import {
   type SpectralDenoiser,
 } from './closed-form.js';
 import { DenseKernels } from './linalg-compiled.js';
+import { LayerPool } from './layer-pool.js';
 import { denoisedValueName, finishSurgery, surgeryBuilder } from './graph.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 
@@ -220,51 +221,71 @@ export interface ClosedFormFit {
   spectra: Map<string, Float64Array>;
 }
 
-/** Layers whose closed form runs at once in {@link fitClosedForm}. */
-const CLOSED_FORM_IN_FLIGHT = 2;
-
 /**
  * The MSE-optimal linear denoiser of every planned layer from its input moments
  * (Wd = s2 (s1² S + s2² I)⁻¹, bias cancelling the mean), with the spectrum of each fused
  * map. A layer without affine terms (no bias to fuse into) gets the optimum among
  * bias-free predictors, which uses the uncentred second moment in place of the covariance.
- * The linear algebra runs compiled and multi-threaded ({@link fitDenoiserCompiled}).
+ * The linear algebra runs compiled and multi-threaded ({@link fitDenoiserCompiled}), with
+ * layers fitted in parallel on worker threads ({@link LayerPool}).
  * @param plan - selected layers and their steps
  * @param stats - moments by layer name ({@link collectMoments})
  * @param opts - `ridge`; `kernels` to share (else made here with `threads` and released);
- *   `consume`: delete each layer's entry from `stats` once it is fitted (saves memory)
+ *   `workers`: worker threads fitting layers in parallel, splitting the kernels' threads
+ *   between them (default 2 where there are 2 threads or more; 0 fits every layer on this
+ *   thread); `consume`: delete each layer's entry from `stats` once it is fitted (saves
+ *   memory)
  * @example const { values, spectra } = await fitClosedForm(plan, stats);
  */
 export async function fitClosedForm(
   plan: ConversionPlan,
   stats: Map<string, MomentAccumulator>,
-  opts: { ridge?: number; kernels?: DenseKernels; threads?: number; consume?: boolean } = {},
+  opts: {
+    ridge?: number;
+    kernels?: DenseKernels;
+    threads?: number;
+    workers?: number;
+    consume?: boolean;
+  } = {},
 ): Promise<ClosedFormFit> {
   const kernels = opts.kernels ?? new DenseKernels({ threads: opts.threads });
+  const workers = opts.workers ?? (kernels.threads >= 2 ? 2 : 0);
+  if (!Number.isInteger(workers) || workers < 0)
+    throw new UsageError(`workers must be an integer >= 0, got ${opts.workers}`);
+  const pool =
+    workers > 0
+      ? new LayerPool({
+          workers,
+          threads: Math.max(1, Math.floor(kernels.threads / workers)),
+          fallback: kernels,
+        })
+      : null;
   const fitted: { fit: SpectralDenoiser; samples: number }[] = [];
   const fitLayer = async (i: number) => {
     const p = plan.layers[i]!;
     const used = layerStats(p, stats);
-    const fit = await fitDenoiserCompiled(used, p.coeffs, kernels, {
-      ridge: opts.ridge,
-      name: `layer '${p.layer.name}'`,
-    });
+    const settings = { ridge: opts.ridge, name: `layer '${p.layer.name}'` };
+    const fit = pool
+      ? await pool.fit(used, p.coeffs, settings)
+      : await fitDenoiserCompiled(used, p.coeffs, kernels, settings);
     // A 3,072-wide layer's statistics take 75 MB: let them go once used.
     if (opts.consume) stats.delete(p.layer.name);
     fitted[i] = { fit, samples: used.count };
   };
-  // Two layers in flight: while one waits for its band stage on the kernels' worker
-  // thread, the next one's products run here.
-  const inFlight: Promise<void>[] = [];
+  // As many layers in flight as there are workers to take them: the next layer starts
+  // when any one finishes (a 3,072-wide layer takes several 768-wide ones' time).
+  const running = new Set<Promise<void>>();
   try {
     for (let i = 0; i < plan.layers.length; i++) {
-      inFlight.push(fitLayer(i));
-      if (inFlight.length >= CLOSED_FORM_IN_FLIGHT) await inFlight.shift();
+      if (running.size >= Math.max(1, workers)) await Promise.race(running);
+      const done: Promise<void> = fitLayer(i).finally(() => running.delete(done));
+      running.add(done);
     }
-    await Promise.all(inFlight);
+    await Promise.all(running);
   } finally {
-    // On an error, let the other layer settle before the kernels go.
-    await Promise.allSettled(inFlight);
+    // On an error, let the other layers settle before the kernels go.
+    await Promise.allSettled(running);
+    await pool?.release();
     if (!opts.kernels) await kernels.release();
   }
   const values = new Map<string, Tensor>();

@@ -21,10 +21,8 @@
  * Measured figures are in the README.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { GraphBuilder } from '../onnx/builder.js';
 import { Session } from '../runtime/session.js';
-import type { BandJob } from './band-worker.js';
 import {
   Band,
   bandEigenvalues,
@@ -44,11 +42,6 @@ export interface CompiledOptions {
   base?: number;
   /** Half-bandwidth of the first eigenvalue stage (default 32). */
   band?: number;
-  /**
-   * Run the band stages of the eigenvalues (bulge chasing, QL: single-threaded JavaScript)
-   * on a worker thread, so that they overlap the caller's next products (default true).
-   */
-  bandThread?: boolean;
 }
 
 /** Options of one matrix product. */
@@ -81,26 +74,12 @@ export class DenseKernels {
   readonly base: number;
   readonly band: number;
   private readonly sessions = new Map<string, Promise<Session>>();
-  private readonly bandThread: BandThread | null;
 
-  /** @param opts - threads, JavaScript cut-off size, band half-width, band thread */
+  /** @param opts - threads, JavaScript cut-off size, band half-width */
   constructor(opts: CompiledOptions = {}) {
     this.threads = opts.threads ?? availableParallelism();
     this.base = Math.max(8, opts.base ?? 128);
     this.band = Math.max(2, opts.band ?? 32);
-    this.bandThread = opts.bandThread === false ? null : new BandThread();
-  }
-
-  /**
-   * Eigenvalues (ascending) of a band of half-width b, on the worker thread when there is
-   * one (the band's storage is handed over), else here.
-   * @param band - the band (overwritten, or moved to the worker)
-   * @param b - half-width
-   */
-  bandEigenvalues(band: Band, b: number): Promise<Float64Array> {
-    return this.bandThread
-      ? this.bandThread.eigenvalues(band, b)
-      : Promise.resolve(bandEigenvalues(band, b));
   }
 
   private session(o: Required<GemmOptions>, withC: boolean): Promise<Session> {
@@ -173,88 +152,11 @@ export class DenseKernels {
     return y!.data as Float64Array;
   }
 
-  /** Frees every session and stops the worker thread. */
+  /** Frees every session. */
   async release(): Promise<void> {
-    await this.bandThread?.stop();
     const all = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of all) await (await s).release();
-  }
-}
-
-/**
- * The worker thread behind {@link DenseKernels.bandEigenvalues}, started on first use. Run
- * from the TypeScript sources (tsx), the worker registers tsx before loading its entry; from
- * the build, it loads the compiled entry. A worker that cannot start or dies fails the
- * waiting calls with its error, and later calls run on the calling thread.
- */
-class BandThread {
-  private worker: Worker | null = null;
-  private broken = false;
-  private nextId = 0;
-  private readonly waiting = new Map<
-    number,
-    { resolve: (v: Float64Array) => void; reject: (e: Error) => void }
-  >();
-
-  eigenvalues(band: Band, b: number): Promise<Float64Array> {
-    const w = this.start();
-    if (!w) return Promise.resolve(bandEigenvalues(band, b));
-    const id = this.nextId++;
-    const job: BandJob = { id, n: band.n, w: band.w, b, data: band.data };
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      if (this.waiting.size === 1) w.ref();
-      w.postMessage(job, [band.data.buffer as ArrayBuffer]);
-    });
-  }
-
-  private start(): Worker | null {
-    if (this.worker || this.broken) return this.worker;
-    const here = import.meta.url;
-    let w: Worker;
-    try {
-      if (here.endsWith('.ts')) {
-        const tsx = import.meta.resolve('tsx/esm/api');
-        const entry = new URL('./band-worker.ts', here).href;
-        const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-        w = new Worker(boot, { eval: true });
-      } else {
-        w = new Worker(new URL('./band-worker.js', here));
-      }
-    } catch {
-      this.broken = true;
-      return null;
-    }
-    w.unref(); // held only while a band is out (see eigenvalues)
-    w.on('message', (m: { id: number; values?: Float64Array; error?: string }) => {
-      const job = this.waiting.get(m.id);
-      if (!job) return;
-      this.waiting.delete(m.id);
-      if (this.waiting.size === 0) w.unref();
-      if (m.values) job.resolve(m.values);
-      else job.reject(new Error(`band eigenvalues: ${m.error}`));
-    });
-    const fail = (err: Error) => {
-      this.broken = true;
-      this.worker = null;
-      for (const job of this.waiting.values()) job.reject(err);
-      this.waiting.clear();
-    };
-    w.on('error', fail);
-    w.on('exit', (code) => {
-      if (this.waiting.size > 0)
-        fail(new Error(`band eigenvalues: worker exited with code ${code}`));
-      this.worker = null;
-    });
-    this.worker = w;
-    return w;
-  }
-
-  async stop(): Promise<void> {
-    const w = this.worker;
-    this.worker = null;
-    if (w) await w.terminate();
   }
 }
 
@@ -630,7 +532,7 @@ export async function symmetricEigenvaluesCompiled(
   if (n <= k.base) return symmetricEigenvalues(a, n);
   const b = Math.min(k.band, n - 1);
   const band = await reduceToBand(a, n, b, k);
-  return k.bandEigenvalues(band, b);
+  return bandEigenvalues(band, b);
 }
 
 /** Internal steps, exported for the tests only. */

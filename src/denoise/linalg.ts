@@ -654,17 +654,13 @@ export class Band {
   /**
    * @param n - order
    * @param w - stored half-width
-   * @param data - existing storage (n · (w + 1) values, e.g. sent from another thread)
    */
   constructor(
     readonly n: number,
     readonly w: number,
-    data?: Float64Array,
   ) {
     this.stride = w + 1;
-    if (data && data.length !== n * this.stride)
-      throw new RangeError(`Band: ${data.length} values for n=${n}, w=${w}`);
-    this.data = data ?? new Float64Array(n * this.stride);
+    this.data = new Float64Array(n * this.stride);
   }
   /** Index of A(i, j) for i >= j. */
   at(i: number, j: number): number {

@@ -85,7 +85,7 @@ describe('fitClosedFormSweep', () => {
   });
 });
 
-describe('fitClosedForm with two layers in flight', () => {
+describe('fitClosedForm with layers fitted on worker threads', () => {
   const def = getPreset('vit-micro');
   const model = modelWithWeights(def, initialWeights(def, 1));
   const plan = planConversion(model.graph, { filter: 'all' });
@@ -100,17 +100,21 @@ describe('fitClosedForm with two layers in flight', () => {
     },
   ];
 
-  test('gives each layer what it gives with one layer at a time, in plan order', async () => {
+  test('gives each layer what one layer at a time on this thread gives, in plan order', async () => {
     const stats = await collectMoments(model, plan, feeds(), { session: { threads: 1 } });
     assert.ok(plan.layers.length >= 3);
-    const all = await fitClosedForm(plan, stats, { threads: 1 });
+    // Two workers of one thread each.
+    const all = await fitClosedForm(plan, stats, { threads: 2, workers: 2 });
     assert.deepEqual(
       all.report.map((r) => r.layer),
       plan.layers.map((p) => p.layer.name),
     );
-    // One plan per layer: nothing else in flight.
+    // One plan per layer, on this thread: nothing else in flight.
     for (const p of plan.layers) {
-      const one = await fitClosedForm({ ...plan, layers: [p] }, stats, { threads: 1 });
+      const one = await fitClosedForm({ ...plan, layers: [p] }, stats, {
+        threads: 1,
+        workers: 0,
+      });
       for (const [name, t] of one.values)
         assert.deepEqual(all.values.get(name)!.data, t.data, name);
       assert.deepEqual(all.spectra.get(p.layer.name), one.spectra.get(p.layer.name));
@@ -121,9 +125,15 @@ describe('fitClosedForm with two layers in flight', () => {
     const stats = await collectMoments(model, plan, feeds(), { session: { threads: 1 } });
     const bad = plan.layers[1]!.layer.name;
     stats.get(bad)!.gram[0] = Number.NaN;
+    for (const workers of [0, 2]) {
+      await assert.rejects(
+        fitClosedForm(plan, stats, { threads: 2, workers }),
+        (e: unknown) => e instanceof DataError && e.message.includes(`'${bad}'`),
+      );
+    }
     await assert.rejects(
-      fitClosedForm(plan, stats, { threads: 1 }),
-      (e: unknown) => e instanceof DataError && e.message.includes(`'${bad}'`),
+      fitClosedForm(plan, stats, { workers: -1 }),
+      (e: unknown) => e instanceof UsageError && e.message.includes('workers'),
     );
   });
 });
