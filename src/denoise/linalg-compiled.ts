@@ -182,94 +182,106 @@ function split(n: number): number {
   return half >= 64 ? half - (half % 32) : Math.max(1, half);
 }
 
-type InverseFactor = { ok: true; x: Float64Array } | { ok: false; pivot: number; value: number };
+type Inverse = { ok: true; x: Float64Array } | { ok: false; pivot: number; value: number };
+
+/** Writes the transpose of `m` into an n-column matrix at row r0, column c0, in tiles. */
+function putTransposed(a: Float64Array, n: number, r0: number, c0: number, m: Mat): void {
+  const T = 32;
+  for (let i0 = 0; i0 < m.rows; i0 += T)
+    for (let j0 = 0; j0 < m.cols; j0 += T) {
+      const i1 = Math.min(m.rows, i0 + T);
+      const j1 = Math.min(m.cols, j0 + T);
+      for (let j = j0; j < j1; j++) {
+        const row = (r0 + j) * n + c0;
+        for (let i = i0; i < i1; i++) a[row + i] = m.data[i * m.cols + j]!;
+      }
+    }
+}
+
+/** (M + Mᵀ) / 2 in place, in tiles (the plain double loop strides through memory). */
+function symmetriseTiled(a: Float64Array, n: number): void {
+  const T = 32;
+  for (let i0 = 0; i0 < n; i0 += T)
+    for (let j0 = i0; j0 < n; j0 += T) {
+      const i1 = Math.min(n, i0 + T);
+      const j1 = Math.min(n, j0 + T);
+      for (let i = i0; i < i1; i++)
+        for (let j = Math.max(j0, i + 1); j < j1; j++) {
+          const v = 0.5 * (a[i * n + j]! + a[j * n + i]!);
+          a[i * n + j] = v;
+          a[j * n + i] = v;
+        }
+    }
+}
+
+/** XᵀX for lower-triangular X (n x n, small): Σ x_ri x_rj over r >= max(i, j). */
+function lowerGramJs(x: Float64Array, n: number): Float64Array {
+  const g = new Float64Array(n * n);
+  for (let r = 0; r < n; r++) {
+    const row = r * n;
+    for (let i = 0; i <= r; i++) {
+      const xi = x[row + i]!;
+      if (xi === 0) continue;
+      const gi = i * n;
+      for (let j = i; j <= r; j++) g[gi + j]! += xi * x[row + j]!;
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) g[i * n + j] = g[j * n + i]!;
+  return g;
+}
 
 /**
- * X = L⁻¹ for the Cholesky factor L of A (A = L Lᵀ), without forming L as a whole: with
- * A = [A11 A21ᵀ; A21 A22] and X11 = L11⁻¹, L21 = A21 X11ᵀ, the Schur complement is
- * A22 − L21 L21ᵀ = L22 L22ᵀ, and X21 = −X22 L21 X11. About (4/3) n³ flops.
+ * A⁻¹ by recursive block elimination, reading only A's lower triangle. With
+ * A = [A11 A21ᵀ; A21 A22], B11 = A11⁻¹ and W = A21 B11, the Schur complement
+ * S = A22 − W A21ᵀ is SPD, and with B22 = S⁻¹, B21 = −B22 W:
+ * A⁻¹ = [B11 − Wᵀ B21, B21ᵀ; B21, B22]. Four products per level, about (4/3) n³ flops in
+ * all (a Cholesky factor's inverse and its Gram matrix took 2 n³). The result is exactly
+ * symmetric. The leaves factor Schur complements of A, whose Cholesky pivots are A's own,
+ * so a failure names the same pivot as a Cholesky factorisation of A.
  */
-async function inverseFactor(
+async function inverseRec(
   a: Float64Array,
   n: number,
   k: DenseKernels,
   minPivot: number,
   offset: number,
-): Promise<InverseFactor> {
+): Promise<Inverse> {
   if (n <= k.base) {
     const f = cholesky(a, n, { minPivot });
     if (!f.ok) return { ok: false, pivot: f.pivot + offset, value: f.value };
     const eye = new Float64Array(n * n);
     for (let i = 0; i < n; i++) eye[i * n + i] = 1;
-    const x = solveLower(f.l, eye, n, n);
-    return { ok: true, x };
+    return { ok: true, x: lowerGramJs(solveLower(f.l, eye, n, n), n) };
   }
   const h = split(n);
   const m = n - h;
-  const a11 = block(a, n, 0, 0, h, h);
-  const a21 = block(a, n, h, 0, m, h);
-  const a22 = block(a, n, h, h, m, m);
-  const f1 = await inverseFactor(a11.data, h, k, minPivot, offset);
-  if (!f1.ok) return f1;
-  const l21 = await k.gemm(a21.data, [m, h], f1.x, [h, h], undefined, { transB: true });
-  const schur = await k.gemm(l21, [m, h], l21, [m, h], a22.data, {
+  const a21 = block(a, n, h, 0, m, h).data;
+  const r1 = await inverseRec(block(a, n, 0, 0, h, h).data, h, k, minPivot, offset);
+  if (!r1.ok) return r1;
+  const w = await k.gemm(a21, [m, h], r1.x, [h, h]);
+  const schur = await k.gemm(w, [m, h], a21, [m, h], block(a, n, h, h, m, m).data, {
     transB: true,
     alpha: -1,
     beta: 1,
   });
-  const f2 = await inverseFactor(schur, m, k, minPivot, offset + h);
-  if (!f2.ok) return f2;
-  const t = await k.gemm(l21, [m, h], f1.x, [h, h]);
-  const x21 = await k.gemm(f2.x, [m, m], t, [m, h], undefined, { alpha: -1 });
+  const r2 = await inverseRec(schur, m, k, minPivot, offset + h);
+  if (!r2.ok) return r2;
+  const b21 = await k.gemm(r2.x, [m, m], w, [m, h], undefined, { alpha: -1 });
+  const b11 = await k.gemm(w, [m, h], b21, [m, h], r1.x, { transA: true, alpha: -1, beta: 1 });
+  symmetriseTiled(b11, h);
   const x = new Float64Array(n * n);
-  put(x, n, 0, 0, { data: f1.x, rows: h, cols: h });
-  put(x, n, h, 0, { data: x21, rows: m, cols: h });
-  put(x, n, h, h, { data: f2.x, rows: m, cols: m });
+  put(x, n, 0, 0, { data: b11, rows: h, cols: h });
+  put(x, n, h, 0, { data: b21, rows: m, cols: h });
+  putTransposed(x, n, 0, h, { data: b21, rows: m, cols: h });
+  put(x, n, h, h, { data: r2.x, rows: m, cols: m });
   return { ok: true, x };
-}
-
-/**
- * XᵀX for lower-triangular X: [X11ᵀX11 + X21ᵀX21, X21ᵀX22; X22ᵀX21, X22ᵀX22], the diagonal
- * blocks by recursion (about (2/3) n³ flops).
- */
-async function lowerGram(x: Float64Array, n: number, k: DenseKernels): Promise<Float64Array> {
-  if (n <= k.base) {
-    const g = new Float64Array(n * n);
-    // (XᵀX)_ij = Σ_r x_ri x_rj over r >= max(i, j).
-    for (let r = 0; r < n; r++) {
-      const row = r * n;
-      for (let i = 0; i <= r; i++) {
-        const xi = x[row + i]!;
-        if (xi === 0) continue;
-        const gi = i * n;
-        for (let j = i; j <= r; j++) g[gi + j]! += xi * x[row + j]!;
-      }
-    }
-    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) g[i * n + j] = g[j * n + i]!;
-    return g;
-  }
-  const h = split(n);
-  const m = n - h;
-  const x11 = block(x, n, 0, 0, h, h);
-  const x21 = block(x, n, h, 0, m, h);
-  const x22 = block(x, n, h, h, m, m);
-  const g11 = await k.gemm(x21.data, [m, h], x21.data, [m, h], await lowerGram(x11.data, h, k), {
-    transA: true,
-  });
-  const g21 = await k.gemm(x22.data, [m, m], x21.data, [m, h], undefined, { transA: true });
-  const g22 = await lowerGram(x22.data, m, k);
-  const g = new Float64Array(n * n);
-  put(g, n, 0, 0, { data: g11, rows: h, cols: h });
-  put(g, n, h, 0, { data: g21, rows: m, cols: h });
-  put(g, n, h, h, { data: g22, rows: m, cols: m });
-  for (let i = 0; i < h; i++) for (let j = h; j < n; j++) g[i * n + j] = g[j * n + i]!;
-  return g;
 }
 
 /**
  * Inverse of a symmetric positive definite matrix (only its lower triangle is read), with
  * its O(n³) work in ONNX Runtime's float64 Gemm: the same result as {@link cholesky} and a
- * solve with I (the tests' reference spdInverse) up to rounding, and the same failure report (the first pivot at or below `minPivot`).
+ * solve with I (the tests' reference spdInverse) up to rounding, and the same failure
+ * report (the first pivot at or below `minPivot`).
  * @param a - SPD matrix, n x n
  * @param n - size
  * @param k - the kernels
@@ -286,17 +298,8 @@ export async function spdInverseCompiled(
 ): Promise<SolveResult> {
   if (a.length !== n * n)
     throw new RangeError(`spdInverse: expected ${n * n} values, got ${a.length}`);
-  const lower = new Float64Array(n * n);
-  // Mirror the lower triangle so every block passed on is symmetric.
-  for (let i = 0; i < n; i++)
-    for (let j = 0; j <= i; j++) {
-      const v = a[i * n + j]!;
-      lower[i * n + j] = v;
-      lower[j * n + i] = v;
-    }
-  const f = await inverseFactor(lower, n, k, opts.minPivot ?? 0, 0);
-  if (!f.ok) return f;
-  return { ok: true, x: symmetriseInPlace(await lowerGram(f.x, n, k), n) };
+  const a64 = a instanceof Float64Array ? a : Float64Array.from(a);
+  return inverseRec(a64, n, k, opts.minPivot ?? 0, 0);
 }
 
 /**

@@ -130,6 +130,19 @@ describe('spdInverseCompiled', () => {
     });
   }
 
+  test('reads the lower triangle only, and returns an exactly symmetric inverse', async () => {
+    const n = 130;
+    const a = randomSpd(new Rng(4), n, 0.1);
+    const lowerOnly = a.slice();
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) lowerOnly[i * n + j] = Number.NaN;
+    const full = await spdInverseCompiled(a, n, kernels);
+    const lower = await spdInverseCompiled(lowerOnly, n, kernels);
+    assert.ok(full.ok && lower.ok);
+    assert.deepEqual(lower.x, full.x);
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < i; j++) assert.equal(full.x[i * n + j], full.x[j * n + i]);
+  });
+
   test('reports the failing pivot of a singular matrix like the reference', async () => {
     const n = 60;
     const a = randomSpd(new Rng(3), n, 0.5);
