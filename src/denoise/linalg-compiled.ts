@@ -95,6 +95,9 @@ export class DenseKernels {
         threads: this.threads,
         source: 'float64 Gemm',
         spin: false, // the sessions take turns (see SessionOptions.spin)
+        // Outputs freed when they die: an arena per session, in each of the layer pool's
+        // workers, held about 0.5 GB per worker after its largest layer.
+        lowMemory: true,
       });
       this.sessions.set(key, s);
     }
