@@ -225,14 +225,16 @@ export interface ClosedFormFit {
  * (Wd = s2 (s1² S + s2² I)⁻¹, bias cancelling the mean), with the spectrum of each fused
  * map. A layer without affine terms (no bias to fuse into) gets the optimum among
  * bias-free predictors, which uses the uncentred second moment in place of the covariance.
- * The linear algebra runs compiled and multi-threaded ({@link fitDenoiserCompiled}),
- * optionally with layers fitted in parallel on worker threads ({@link LayerPool}).
+ * The linear algebra runs compiled and multi-threaded ({@link fitDenoiserCompiled}), with
+ * layers fitted in parallel on worker threads ({@link LayerPool}).
  * @param plan - selected layers and their steps
  * @param stats - moments by layer name ({@link collectMoments})
  * @param opts - `ridge`; `kernels` to share (else made here with `threads` and released);
  *   `workers`: worker threads fitting layers in parallel, splitting the kernels' threads
- *   between them (default 0: every layer on this thread; on a ViT-B/16 with 2 cores, 2
- *   workers took the closed form from 64 to 57 s and the peak memory from 3.5 to 4.8 GB);
+ *   between them (default 2 where there are 2 threads or more; 0: every layer on this
+ *   thread. On glibc, give freed buffers back with MALLOC_MMAP_THRESHOLD_=1048576, as the
+ *   `denoiserep` command does, or the workers' memory comes on top of what the statistics
+ *   freed: 4.8 GB instead of 3.4 GB for a ViT-B/16);
  *   `consume`: delete each layer's entry from `stats` once it is fitted (saves
  *   memory)
  * @example const { values, spectra } = await fitClosedForm(plan, stats);
@@ -249,7 +251,7 @@ export async function fitClosedForm(
   } = {},
 ): Promise<ClosedFormFit> {
   const kernels = opts.kernels ?? new DenseKernels({ threads: opts.threads });
-  const workers = opts.workers ?? 0;
+  const workers = opts.workers ?? (kernels.threads >= 2 ? 2 : 0);
   if (!Number.isInteger(workers) || workers < 0)
     throw new UsageError(`workers must be an integer >= 0, got ${opts.workers}`);
   const pool =

@@ -5,9 +5,9 @@
  * the cores idle during the JavaScript. Each worker here fits whole layers with its own
  * kernels and `threads` intra-op threads, so the layers' JavaScript and products overlap.
  * Measured on 2 cores (two workers of one thread against one of two): 1.35x the layers per
- * second at 3,072 wide, 1.2x at 768; on a whole ViT-B/16 fit, after the cheaper inverse,
- * 57 s against 64 s for the closed form, at 1.3 GB more peak memory, which is why
- * `fitClosedForm` uses it only when asked (README, "Real size").
+ * second at 3,072 wide, 1.2x at 768; a whole ViT-B/16 closed form 64 s to 40-50 s
+ * (README, "Real size"). Each worker's buffers come from its own glibc arena: see
+ * {@link fitClosedForm} for the setting that keeps them from adding to the peak memory.
  */
 import type { Worker } from 'node:worker_threads';
 import { DataError, ModelError, UsageError } from '../util/errors.js';

@@ -40,7 +40,7 @@ export interface CompiledOptions {
   threads?: number;
   /** Sizes up to this run in JavaScript (default 128). */
   base?: number;
-  /** Half-bandwidth of the first eigenvalue stage (default 32). */
+  /** Half-bandwidth of the first eigenvalue stage (default 16). */
   band?: number;
 }
 
@@ -79,7 +79,7 @@ export class DenseKernels {
   constructor(opts: CompiledOptions = {}) {
     this.threads = opts.threads ?? availableParallelism();
     this.base = Math.max(8, opts.base ?? 128);
-    this.band = Math.max(2, opts.band ?? 32);
+    this.band = Math.max(2, opts.band ?? 16);
   }
 
   private session(o: Required<GemmOptions>, withC: boolean): Promise<Session> {
@@ -401,6 +401,54 @@ function rowsOf(a: Float64Array, cols: number, r0: number, r1: number): Float64A
 }
 
 /**
+ * C − L Rᵀ for symmetric C (n x n) and a symmetric update (L Rᵀ = V Wᵀ + W Vᵀ), computed
+ * as the top-left block and the bottom rows only (3/4 of the flops of one product), the
+ * top-right block then filled as the transpose of the bottom-left.
+ */
+async function symmetricUpdate(
+  c: Float64Array,
+  n: number,
+  l: Float64Array,
+  r: Float64Array,
+  rank: number,
+  k: DenseKernels,
+): Promise<Float64Array> {
+  const o = { transB: true, alpha: -1, beta: 1 };
+  const h = n >= 2 * k.base ? split(n) : 0;
+  if (h === 0) return k.gemm(l, [n, rank], r, [n, rank], c, o);
+  const m = n - h;
+  const top = await k.gemm(
+    rowsOf(l, rank, 0, h),
+    [h, rank],
+    rowsOf(r, rank, 0, h),
+    [h, rank],
+    block(c, n, 0, 0, h, h).data,
+    o,
+  );
+  const bottom = await k.gemm(
+    rowsOf(l, rank, h, n),
+    [m, rank],
+    r,
+    [n, rank],
+    rowsOf(c, n, h, n),
+    o,
+  );
+  const out = new Float64Array(n * n);
+  put(out, n, 0, 0, { data: top, rows: h, cols: h });
+  out.set(bottom, h * n);
+  // Top-right = (bottom-left)ᵀ, in tiles.
+  const T = 32;
+  for (let i0 = h; i0 < n; i0 += T)
+    for (let j0 = 0; j0 < h; j0 += T) {
+      const i1 = Math.min(n, i0 + T);
+      const j1 = Math.min(h, j0 + T);
+      for (let j = j0; j < j1; j++)
+        for (let i = i0; i < i1; i++) out[j * n + i] = bottom[(i - h) * n + j]!;
+    }
+  return out;
+}
+
+/**
  * Stage 1: reduces symmetric A to a band of half-width b by blocked Householder
  * transformations A ← Hᵀ A H, H = I − V T Vᵀ per panel of b columns, each applied as
  * A − V Wᵀ − W Vᵀ with W = X − ½ V (Tᵀ Vᵀ X), X = A V T. The updates of several panels
@@ -501,11 +549,7 @@ async function reduceToBand(a: NumArray, n: number, b: number, k: DenseKernels):
       const mt = m0 - o;
       const l = rowsOf(lf, rank, o, m0);
       const r = rowsOf(rf, rank, o, m0);
-      t = await k.gemm(l, [mt, rank], r, [mt, rank], block(t, m0, o, o, mt, mt).data, {
-        transB: true,
-        alpha: -1,
-        beta: 1,
-      });
+      t = await symmetricUpdate(block(t, m0, o, o, mt, mt).data, mt, l, r, rank, k);
       off += o;
       m0 = mt;
       o = 0;

@@ -57,8 +57,8 @@ export interface PipelineCommon {
   threads?: number;
   /**
    * Worker threads fitting the closed form's layers in parallel, sharing `threads`
-   * (default 0: every layer on the calling thread; 2 workers are faster and take about
-   * 1.3 GB more peak memory on a ViT-B/16; see {@link fitClosedForm}).
+   * (default 2 where there are 2 threads or more; 0: every layer on the calling thread;
+   * see {@link fitClosedForm} for their memory on glibc).
    */
   fitWorkers?: number;
   /** How messages name the model. */

@@ -234,6 +234,34 @@ describe('internal errors', () => {
   });
 });
 
+describe('the command on Linux', { skip: process.platform !== 'linux' }, () => {
+  test('restarts once with large freed buffers given back to the system, ending with its exit code', () => {
+    mkdirSync(join(dir, 'pkg', 'bin'), { recursive: true });
+    copyFileSync(join(repo, 'bin', 'denoiserep.js'), join(dir, 'pkg', 'bin', 'denoiserep.js'));
+    // A preload that both processes run (it travels in execArgv) and that shows their setting.
+    const probe = join(dir, 'probe.cjs');
+    writeFileSync(
+      probe,
+      'process.stderr.write(`threshold=${process.env.MALLOC_MMAP_THRESHOLD_}\\n`);\n',
+    );
+    const env = { ...process.env };
+    delete env.MALLOC_MMAP_THRESHOLD_;
+    const r = spawnSync(
+      process.execPath,
+      ['--require', probe, join(dir, 'pkg', 'bin', 'denoiserep.js'), '--help'],
+      { encoding: 'utf8', env },
+    );
+    // The restart fails as the command without dist/ does (exit 3), and the first process
+    // ends with that code.
+    assert.equal(r.status, EXIT.internal);
+    assert.deepEqual(r.stderr.match(/threshold=\S+/g), [
+      'threshold=undefined',
+      'threshold=1048576',
+    ]);
+    assert.match(r.stderr, /dist\/ is not built/);
+  });
+});
+
 describe('help', () => {
   test('--help of every command: exit 0, defaults shown once, none after switches', async () => {
     const results = await runAll([['--help'], ...commands.map((c) => [c, '--help'])]);
