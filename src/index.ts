@@ -255,7 +255,7 @@ export {
   type LabelAugConfig,
   type TrainLog,
 } from './denoise/train.js';
-export { fuseModel, fusionProducts, type FuseOptions } from './denoise/fuse.js';
+export { fuseModel, fusionProducts, fusionWeight, type FuseOptions } from './denoise/fuse.js';
 export { verifyFusion, type VerifyOptions, type VerifyReport } from './denoise/verify.js';
 export { readDenoisers, writeDenoisers } from './denoise/denoiser-file.js';
 export { relativeWeightChange } from './denoise/diagnostics-math.js';

@@ -22,6 +22,7 @@ import {
 } from './linalg.js';
 import {
   type DenseKernels,
+  matmulCompiled,
   spdInverseCompiled,
   symmetricEigenvaluesCompiled,
 } from './linalg-compiled.js';
@@ -291,6 +292,40 @@ export async function fitDenoiserCompiled(
   }
   const covarianceEigenvalues = await symmetricEigenvaluesCompiled(sys.cov, d, kernels);
   return { ...finishDenoiser(sys, f.x, jitter), covarianceEigenvalues };
+}
+
+/** A layer's closed-form fit, with its fusion product when its weight was given. */
+export interface LayerFit {
+  fit: SpectralDenoiser;
+  /** W·Wd (out x in) with Wd rounded to float32, as the model stores it. */
+  product?: Float64Array;
+}
+
+/**
+ * {@link fitDenoiserCompiled} and, given the layer's weight W (out x in, as
+ * fusionWeight gives it), the fusion product W·Wd: the same product fusionProducts
+ * computes after the fit, made while the layer's Wd is at hand.
+ * @param stats - moments of the layer's clean inputs
+ * @param coeffs - s1, s2
+ * @param kernels - the compiled kernels
+ * @param opts - `ridge`, `name`; `weight`: W and its number of rows
+ */
+export async function fitLayerCompiled(
+  stats: MomentAccumulator,
+  coeffs: NoiseScales,
+  kernels: DenseKernels,
+  opts: { ridge?: number; name?: string; weight?: { data: Float64Array; rows: number } } = {},
+): Promise<LayerFit> {
+  const fit = await fitDenoiserCompiled(stats, coeffs, kernels, opts);
+  if (!opts.weight) return { fit };
+  const d = stats.dim;
+  const { data, rows } = opts.weight;
+  if (data.length !== rows * d)
+    throw new DataError(
+      `${opts.name ?? 'layer'}: weight has ${data.length} values, expected ${rows} x ${d}`,
+    );
+  const wd = Float64Array.from(Float32Array.from(fit.Wd));
+  return { fit, product: await matmulCompiled(data, wd, rows, d, d, kernels) };
 }
 
 /**

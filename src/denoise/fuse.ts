@@ -397,9 +397,38 @@ export function fuseModel(
 }
 
 /**
+ * The weight of an input-side layer as the layer applies it, out x in, float64: the
+ * left factor of its fusion product W·Wd. Undefined for output-side layers and for a
+ * weight that is not an initializer (fuseModel names it).
+ * @param model - the original model
+ * @param p - the layer's plan
+ */
+export function fusionWeight(model: Model, p: DenoiserPlan): Float64Array | undefined {
+  if (p.side !== 'input') return undefined;
+  const L = p.layer;
+  const stored = model.graph.initializers.get(L.weight);
+  if (!stored) return undefined;
+  const nIn = L.inFeatures;
+  const nOut = L.outFeatures;
+  // The weight as the layer sees it, as out x in.
+  const swapped = pathTransposes(L.weightPath, L.name);
+  const data = stored.data as Float32Array;
+  const rows = L.layout === 'out-in' ? nOut : nIn;
+  const cols = L.layout === 'out-in' ? nIn : nOut;
+  const seen = swapped ? transpose2d(data, cols, rows) : data;
+  const wOI = new Float64Array(nOut * nIn);
+  if (L.layout === 'out-in') wOI.set(seen);
+  else
+    for (let i = 0; i < nIn; i++)
+      for (let o = 0; o < nOut; o++) wOI[o * nIn + i] = seen[i * nOut + o]!;
+  return wOI;
+}
+
+/**
  * The O(n³) products W·Wd of the input-side layers, run by the compiled float64 kernels
  * (multi-threaded), for {@link fuseWithReport} / {@link fuseModel} (`products`): the same
  * fused model up to float64 rounding, without multiplying in JavaScript.
+ * ({@link fitClosedForm} can compute them as it fits, given {@link fusionWeight}.)
  * @param model - the original model
  * @param plan - the plan the denoisers belong to
  * @param values - denoiser parameters by name
@@ -414,25 +443,14 @@ export async function fusionProducts(
 ): Promise<Map<string, Float64Array>> {
   const products = new Map<string, Float64Array>();
   for (const p of plan.layers) {
-    if (p.side !== 'input') continue;
-    const L = p.layer;
-    const stored = model.graph.initializers.get(L.weight);
-    if (!stored) continue; // fuseModel names the missing weight
-    const nIn = L.inFeatures;
-    const nOut = L.outFeatures;
-    // The weight as the layer sees it, as out x in.
-    const swapped = pathTransposes(L.weightPath, L.name);
-    const data = stored.data as Float32Array;
-    const rows = L.layout === 'out-in' ? nOut : nIn;
-    const cols = L.layout === 'out-in' ? nIn : nOut;
-    const seen = swapped ? transpose2d(data, cols, rows) : data;
-    const wOI = new Float64Array(nOut * nIn);
-    if (L.layout === 'out-in') wOI.set(seen);
-    else
-      for (let i = 0; i < nIn; i++)
-        for (let o = 0; o < nOut; o++) wOI[o * nIn + i] = seen[i * nOut + o]!;
+    const wOI = fusionWeight(model, p);
+    if (!wOI) continue;
+    const nIn = p.layer.inFeatures;
     const wd = tensorOf(values, p.names.weight, p)!;
-    products.set(L.name, await matmulCompiled(wOI, wd, nOut, nIn, nIn, kernels));
+    products.set(
+      p.layer.name,
+      await matmulCompiled(wOI, wd, p.layer.outFeatures, nIn, nIn, kernels),
+    );
   }
   return products;
 }

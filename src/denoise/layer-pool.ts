@@ -13,10 +13,10 @@ import type { Worker } from 'node:worker_threads';
 import { DataError, ModelError, UsageError } from '../util/errors.js';
 import { startModuleWorker } from '../util/worker.js';
 import {
-  fitDenoiserCompiled,
+  fitLayerCompiled,
+  type LayerFit,
   type MomentAccumulator,
   type NoiseScales,
-  type SpectralDenoiser,
 } from './closed-form.js';
 import type { DenseKernels } from './linalg-compiled.js';
 import type { LayerJob, LayerReply } from './layer-worker.js';
@@ -38,7 +38,7 @@ interface Pending {
   job: LayerJob;
   stats: MomentAccumulator;
   coeffs: NoiseScales;
-  resolve: (fit: SpectralDenoiser) => void;
+  resolve: (fit: LayerFit) => void;
   reject: (err: Error) => void;
 }
 
@@ -68,11 +68,12 @@ function rebuildError(e: { name: string; message: string }): Error {
 }
 
 /**
- * A pool of worker threads that fit closed-form denoisers ({@link fitDenoiserCompiled}),
+ * A pool of worker threads that fit closed-form denoisers ({@link fitLayerCompiled}),
  * one layer per worker at a time, in the order they were asked for.
  * @example
  * const pool = new LayerPool({ workers: 2, threads: 1, fallback: kernels });
  * const fits = await Promise.all(layers.map((s) => pool.fit(s, coeffs, { name: 'fc2' })));
+ * fits[0].fit.Wd;
  * await pool.release();
  */
 export class LayerPool {
@@ -96,17 +97,18 @@ export class LayerPool {
   }
 
   /**
-   * The closed-form denoiser of one layer, fitted on a worker (the statistics are copied
-   * to it; `stats` is left as it was).
+   * The closed-form denoiser of one layer, fitted on a worker (the statistics and the
+   * weight are copied to it; `stats` is left as it was), with its fusion product W·Wd when
+   * `weight` is given ({@link fitLayerCompiled}).
    * @param stats - moments of the layer's clean inputs
    * @param coeffs - s1, s2
-   * @param opts - `ridge`, `name` for messages
+   * @param opts - `ridge`, `name` for messages, `weight` (out x in) and its rows
    */
   fit(
     stats: MomentAccumulator,
     coeffs: NoiseScales,
-    opts: { ridge?: number; name?: string } = {},
-  ): Promise<SpectralDenoiser> {
+    opts: { ridge?: number; name?: string; weight?: { data: Float64Array; rows: number } } = {},
+  ): Promise<LayerFit> {
     const job: LayerJob = {
       id: this.nextId++,
       count: stats.count,
@@ -116,6 +118,7 @@ export class LayerPool {
       s2: coeffs.s2,
       ridge: opts.ridge,
       name: opts.name,
+      weight: opts.weight,
     };
     return new Promise((resolve, reject) => {
       this.queue.push({ job, stats, coeffs, resolve, reject });
@@ -144,10 +147,7 @@ export class LayerPool {
 
   /** Runs a job here, on the fallback kernels. */
   private inline(p: Pending): void {
-    fitDenoiserCompiled(p.stats, p.coeffs, this.fallback, {
-      ridge: p.job.ridge,
-      name: p.job.name,
-    }).then(p.resolve, p.reject);
+    fitLayerCompiled(p.stats, p.coeffs, this.fallback, p.job).then(p.resolve, p.reject);
   }
 
   private pump(): void {
@@ -193,7 +193,7 @@ export class LayerPool {
       if (!p || p.job.id !== reply.id) return;
       slot.busy = null;
       worker.unref();
-      if ('fit' in reply) p.resolve(reply.fit);
+      if ('result' in reply) p.resolve(reply.result);
       else p.reject(rebuildError(reply.error));
       this.pump();
     });

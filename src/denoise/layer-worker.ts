@@ -1,10 +1,10 @@
 /**
  * The worker thread of {@link LayerPool}: fits one layer's closed-form denoiser at a time
- * ({@link fitDenoiserCompiled}) with kernels of its own, so that layers fit in parallel,
+ * ({@link fitLayerCompiled}, with its fusion product when given the weight) with kernels of its own, so that layers fit in parallel,
  * each on its own core. Messages in: {@link LayerJob} or `'stop'`; out: {@link LayerReply}.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { fitDenoiserCompiled, MomentAccumulator, type SpectralDenoiser } from './closed-form.js';
+import { fitLayerCompiled, type LayerFit, MomentAccumulator } from './closed-form.js';
 import { DenseKernels } from './linalg-compiled.js';
 
 /** One layer to fit: its moments and settings. */
@@ -17,11 +17,13 @@ export interface LayerJob {
   s2: number;
   ridge?: number;
   name?: string;
+  /** The layer's weight (out x in) for its fusion product W·Wd, if wanted. */
+  weight?: { data: Float64Array; rows: number };
 }
 
 /** The fit of a job, or the error it raised (its class name and message). */
 export type LayerReply =
-  { id: number; fit: SpectralDenoiser } | { id: number; error: { name: string; message: string } };
+  { id: number; result: LayerFit } | { id: number; error: { name: string; message: string } };
 
 const port = parentPort!;
 const kernels = new DenseKernels({ threads: (workerData as { threads: number }).threads });
@@ -32,12 +34,19 @@ port.on('message', (job: LayerJob | 'stop') => {
     return;
   }
   const stats = new MomentAccumulator(job.sum.length, job);
-  fitDenoiserCompiled(stats, job, kernels, { ridge: job.ridge, name: job.name }).then(
-    (fit) => {
-      const reply: LayerReply = { id: job.id, fit };
+  fitLayerCompiled(stats, job, kernels, job).then(
+    (result) => {
+      const reply: LayerReply = { id: job.id, result };
       // Hand the arrays over rather than copy them (Wd of a 3,072-wide layer is 75 MB);
       // a buffer that cannot be handed over (ONNX Runtime's own memory) is copied.
-      const owned = [fit.Wd, fit.bd, fit.e, fit.covarianceEigenvalues]
+      const { fit, product } = result;
+      const owned = [
+        fit.Wd,
+        fit.bd,
+        fit.e,
+        fit.covarianceEigenvalues,
+        ...(product ? [product] : []),
+      ]
         .filter((a) => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength)
         .map((a) => a.buffer as ArrayBuffer);
       try {

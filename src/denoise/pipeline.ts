@@ -22,7 +22,7 @@ import type { MomentAccumulator } from './closed-form.js';
 import { writeDenoisers } from './denoiser-file.js';
 import { diagnoseFusion, type LayerReport, spectraSvg, svgToPng } from './diagnostics.js';
 import { type ClosedFormReport, collectMoments, fitClosedForm } from './fit.js';
-import { type FuseReport, fuseWithReport, fusionProducts } from './fuse.js';
+import { type FuseReport, fuseWithReport, fusionProducts, fusionWeight } from './fuse.js';
 import { DenseKernels } from './linalg-compiled.js';
 import { type ConversionPlan, initDenoisers, zeroDenoisers } from './plan.js';
 import {
@@ -172,13 +172,18 @@ export async function collectStatistics(
 }
 
 /** The fit step: denoiser values, where they started, and the model they belong to. */
+/** What fitting gave, with the fusion products when the fit made them. */
+type Fitted = Omit<FusedDenoisers, 'fused' | 'fuseReport' | 'warnings'> & {
+  products?: Map<string, Float64Array>;
+};
+
 async function fitDenoisers(
   model: Model,
   plan: ConversionPlan,
   method: FitMethod,
   common: PipelineCommon,
   kernels: DenseKernels,
-): Promise<Omit<FusedDenoisers, 'fused' | 'fuseReport' | 'warnings'>> {
+): Promise<Fitted> {
   const { seed, threads } = common;
   switch (method.kind) {
     case 'closed-form':
@@ -187,14 +192,17 @@ async function fitDenoisers(
         method.kind === 'closed-form'
           ? await collectStatistics(model, plan, method.images, common)
           : method.stats;
-      const { values, report, spectra } = await fitClosedForm(plan, stats, {
+      const { values, report, spectra, products } = await fitClosedForm(plan, stats, {
         ridge: method.ridge,
         kernels,
         workers: common.fitWorkers,
         // statistics computed here are the pipeline's own: free them layer by layer
         consume: method.kind === 'closed-form',
+        // each layer's W·Wd made while its Wd is at hand (on the workers, in parallel)
+        weightOf: (p) => fusionWeight(model, p),
       });
-      return { original: model, plan, values, start: zeroDenoisers(values), fit: report, spectra };
+      const start = zeroDenoisers(values);
+      return { original: model, plan, values, start, fit: report, spectra, products };
     }
     case 'sgd': {
       const { data, batchSize, preprocess } = method.images;
@@ -274,12 +282,13 @@ export async function fitAndFuse(
 ): Promise<FusedDenoisers> {
   // One set of compiled float64 kernels for the fit's and the fusion's linear algebra.
   const kernels = new DenseKernels({ threads: common.threads });
-  let fitted: Omit<FusedDenoisers, 'fused' | 'fuseReport' | 'warnings'>;
+  let fitted: Omit<Fitted, 'products'>;
   let fusion: ReturnType<typeof fuseWithReport>;
   try {
-    fitted = await fitDenoisers(model, plan, method, common, kernels);
+    const { products: made, ...rest } = await fitDenoisers(model, plan, method, common, kernels);
+    fitted = rest;
     common.onProgress?.({ stage: 'fuse', done: 0, total: 1 });
-    const products = await fusionProducts(fitted.original, plan, fitted.values, kernels);
+    const products = made ?? (await fusionProducts(fitted.original, plan, fitted.values, kernels));
     fusion = fuseWithReport(fitted.original, plan, fitted.values, { products });
     common.onProgress?.({ stage: 'fuse', done: 1, total: 1 });
   } finally {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Tensor } from '../../src/onnx/tensor.js';
 import { collectMoments, fitClosedForm, fitClosedFormSweep } from '../../src/denoise/fit.js';
-import { fuseModel } from '../../src/denoise/fuse.js';
+import { fuseModel, fusionProducts, fusionWeight } from '../../src/denoise/fuse.js';
+import { DenseKernels } from '../../src/denoise/linalg-compiled.js';
 import { planConversion } from '../../src/denoise/plan.js';
 import { getPreset } from '../../src/models/registry.js';
 import { INPUT_NAME } from '../../src/models/types.js';
@@ -119,6 +120,29 @@ describe('fitClosedForm with layers fitted on worker threads', () => {
         assert.deepEqual(all.values.get(name)!.data, t.data, name);
       assert.deepEqual(all.spectra.get(p.layer.name), one.spectra.get(p.layer.name));
     }
+  });
+
+  test('with weightOf, the fusion products fusionProducts gives after the fit', async () => {
+    const stats = await collectMoments(model, plan, feeds(), { session: { threads: 1 } });
+    const r = await fitClosedForm(plan, stats, {
+      threads: 2,
+      workers: 2,
+      weightOf: (p) => fusionWeight(model, p),
+    });
+    const k = new DenseKernels({ threads: 1 });
+    try {
+      const want = await fusionProducts(model, plan, r.values, k);
+      assert.ok(want.size >= 3);
+      assert.deepEqual([...r.products!.keys()].sort(), [...want.keys()].sort());
+      for (const [name, w] of want) assert.deepEqual(r.products!.get(name), w, name);
+    } finally {
+      await k.release();
+    }
+    // Without weightOf there are none.
+    assert.equal(
+      (await fitClosedForm(plan, stats, { threads: 1, workers: 0 })).products,
+      undefined,
+    );
   });
 
   test('a layer that fails rejects with its name, and the others settle first', async () => {

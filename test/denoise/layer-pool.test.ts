@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { fitDenoiserCompiled, MomentAccumulator } from '../../src/denoise/closed-form.js';
 import { LayerPool } from '../../src/denoise/layer-pool.js';
-import { DenseKernels } from '../../src/denoise/linalg-compiled.js';
+import { DenseKernels, matmulCompiled } from '../../src/denoise/linalg-compiled.js';
 import { DataError, UsageError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -26,7 +26,9 @@ describe('LayerPool', () => {
     const stats = dims.map((d, i) => moments(d, 2 * d, i));
     const pool = new LayerPool({ workers: 2, threads: 1, fallback: here });
     try {
-      const got = await Promise.all(stats.map((s, i) => pool.fit(s, coeffs, { name: `l${i}` })));
+      const got = await Promise.all(
+        stats.map(async (s, i) => (await pool.fit(s, coeffs, { name: `l${i}` })).fit),
+      );
       for (const [i, s] of stats.entries()) {
         const want = await fitDenoiserCompiled(s, coeffs, here, { name: `l${i}` });
         assert.deepEqual(got[i]!.Wd, want.Wd);
@@ -36,6 +38,26 @@ describe('LayerPool', () => {
         // The statistics were copied to the worker, not taken.
         assert.equal(s.gram.length, dims[i]! ** 2);
       }
+    } finally {
+      await pool.release();
+    }
+  });
+
+  test('with the weight, the fusion product W·Wd of the float32 Wd, as after the fit', async () => {
+    const d = 200;
+    const rows = 70;
+    const s = moments(d, 2 * d, 3);
+    const weight = new Rng(9).fillNormal(new Float64Array(rows * d));
+    const pool = new LayerPool({ workers: 1, threads: 1, fallback: here });
+    try {
+      const { fit, product } = await pool.fit(s, coeffs, { weight: { data: weight, rows } });
+      const wd = Float64Array.from(Float32Array.from(fit.Wd));
+      assert.deepEqual(product, await matmulCompiled(weight, wd, rows, d, d, here));
+      // A weight of the wrong size is refused, naming the layer.
+      await assert.rejects(
+        pool.fit(s, coeffs, { name: "layer 'x'", weight: { data: weight, rows: rows + 1 } }),
+        (e: unknown) => e instanceof DataError && e.message.includes("layer 'x'"),
+      );
     } finally {
       await pool.release();
     }
@@ -52,7 +74,7 @@ describe('LayerPool', () => {
       );
       // The worker is still there for the next layer.
       const ok = await pool.fit(moments(200, 400, 8), coeffs);
-      assert.equal(ok.Wd.length, 200 * 200);
+      assert.equal(ok.fit.Wd.length, 200 * 200);
     } finally {
       await pool.release();
     }
@@ -70,7 +92,7 @@ describe('LayerPool', () => {
       const got = await Promise.all(pending);
       for (const [i, s] of stats.entries()) {
         const want = await fitDenoiserCompiled(s, coeffs, here);
-        assert.deepEqual(got[i]!.Wd, want.Wd);
+        assert.deepEqual(got[i]!.fit.Wd, want.Wd);
       }
     } finally {
       await pool.release();
