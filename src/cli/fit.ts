@@ -24,6 +24,7 @@ interface FitFlags {
   batchSize: number;
   lr: number;
   ridge: number;
+  workers?: number;
   shard?: string;
   statsOut?: string;
   fromStats?: string;
@@ -74,6 +75,7 @@ function fitOptions(o: FitFlags, onProgress: (e: ProgressEvent) => void): FitOpt
     batchSize: o.batchSize,
     lr: o.lr,
     ridge: o.ridge,
+    workers: o.workers,
     fromStats: o.fromStats?.split(','),
     report: o.report,
     denoisersOut: o.denoisersOut,
@@ -158,6 +160,11 @@ export function fitCommand(program: Command): void {
       .option('--lr <x>', 'sgd mode: AdamW learning rate', floatArg('--lr'), 1e-3)
       .option('--denoisers-out <file>', 'also write the fitted denoisers (for fuse/verify)')
       .option('--ridge <x>', 'closed form: extra ridge on the diagonal', floatArg('--ridge'), 0)
+      .option(
+        '--workers <n>',
+        'closed form: worker threads fitting layers in parallel, sharing --threads (default 2 with 2 or more threads; 0: none)',
+        intArg('--workers'),
+      )
       .option(
         '--shard <i/n>',
         'closed form: use every n-th image from i and write statistics (--stats-out) instead of a model',

@@ -65,6 +65,7 @@ export const RANGES = {
   '--triplet-weight': WEIGHT,
   '--denoise-weight': WEIGHT,
   '--ridge': { min: 0, max: 1e6 },
+  '--workers': { int: true, min: 0, max: 64 },
   // The diffusion schedule (beta_t is a variance fraction, so strictly inside (0, 1)).
   '--diffusion-steps': { int: true, min: 1, max: 100_000 },
   '--beta-start': { minExclusive: 0, maxExclusive: 1 },

@@ -131,6 +131,22 @@ describe('one-call API', () => {
     }
   });
 
+  test('workers: layers fitted on two worker threads give the model fitted on this one', async () => {
+    const fused = async (workers: number) => {
+      const out = at(`w${workers}.onnx`);
+      await fit(model, { images, skipCorrupt: true, layers: 'all', out, threads: 1, workers });
+      return (await readModel(out)).graph.initializers;
+    };
+    const here = await fused(0);
+    const there = await fused(2);
+    assert.deepEqual([...there.keys()], [...here.keys()]);
+    for (const [name, t] of here) assert.deepEqual(there.get(name)!.data, t.data, name);
+    await assert.rejects(
+      fit(model, { images, out: at('x.onnx'), workers: -1 }),
+      (e: unknown) => e instanceof UsageError && e.message.includes('--workers'),
+    );
+  });
+
   test('a noise scale and a timestep spread reach the plan, the fit and the denoiser file', async () => {
     const base = await inspect(model, { layers: 'mlp' });
     const k100 = await inspect(model, { layers: 'mlp', noiseScale: 100 });

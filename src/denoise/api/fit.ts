@@ -74,6 +74,11 @@ export interface FitOptions extends CommonOptions, ImageOptions {
   lr?: number;
   /** Closed form: extra ridge on the diagonal (default 0). */
   ridge?: number;
+  /**
+   * Closed form: worker threads fitting layers in parallel, sharing `threads` (default 2
+   * where there are 2 threads or more; 0: every layer on the calling thread).
+   */
+  workers?: number;
   /** Closed form: compute statistics of this shard only and write them to `statsOut`. */
   shard?: string | Shard;
   /** Where `shard` writes its statistics. */
@@ -181,6 +186,7 @@ interface FitSettings {
   lr: number;
   ridge: number;
   tolerance: number;
+  workers?: number;
 }
 
 /** Checks the options alone (no file touched). */
@@ -191,7 +197,15 @@ function fitSettings(o: FitOptions): FitSettings {
     throw new UsageError(`--mode must be closed-form or sgd, got '${String(mode)}'`);
   for (const k of ['out', 'statsOut', 'report', 'denoisersOut', 'layers'] as const)
     checkString(k, o[k]);
-  for (const k of ['epochs', 'batchSize', 'lr', 'ridge', 'tolerance', 'noiseScale'] as const)
+  for (const k of [
+    'epochs',
+    'batchSize',
+    'lr',
+    'ridge',
+    'tolerance',
+    'noiseScale',
+    'workers',
+  ] as const)
     checkRanged(k, o[k]);
   imageSettings(o); // checked here too, so that a bad --size or --std fails before any work
   checkString('timesteps', o.timesteps);
@@ -223,6 +237,7 @@ function fitSettings(o: FitOptions): FitSettings {
     batchSize: o.batchSize ?? 32,
     lr: o.lr ?? 1e-3,
     ridge: o.ridge ?? 0,
+    workers: o.workers,
     tolerance: o.tolerance ?? 1e-4,
   };
 }
@@ -369,6 +384,7 @@ function fitPipeline(o: FitOptions, s: FitSettings, x: FitInputs): Promise<Pipel
     method,
     seed: s.seed,
     threads: s.threads,
+    fitWorkers: s.workers,
     source: x.source,
     onProgress: o.onProgress,
     onFused: (r) => r.warnings.forEach((w) => o.onWarning?.(w)),
