@@ -47,6 +47,7 @@ const { values } = parseArgs({
 const n = Number(values.images);
 const batch = Number(values.batch);
 const threads = values.threads ? Number(values.threads) : undefined;
+const fitWorkers = values.workers ? Number(values.workers) : undefined;
 const s = (ms: number) => Number((ms / 1000).toFixed(2));
 
 const def = getPreset(values.model);
@@ -102,7 +103,7 @@ const result = await runPipeline({
   plan,
   seed: 0,
   threads,
-  fitWorkers: values.workers ? Number(values.workers) : undefined,
+  fitWorkers,
   method: { kind: 'closed-form', images: { data, inputName: 'input', batchSize: batch } },
   verify: { inputs: first, latencyBatches: [], requireOk: true },
   ...(values.losses ? { losses: { data, batchSize: batch } } : {}),
@@ -145,7 +146,7 @@ const out = {
   images: n,
   batch,
   threads: threads ?? 'all cores',
-  fitWorkers: values.workers ? Number(values.workers) : 'default',
+  fitWorkers: fitWorkers ?? 'default',
   // glibc's setting (npm run bench:fit sets it, as the denoiserep command does)
   mallocMmapThreshold: process.env.MALLOC_MMAP_THRESHOLD_ ?? null,
   inferenceS: s(inferenceMs),

@@ -45,7 +45,7 @@ const HEADER_BYTES = 24; // magic (8) + version u32 + dim u32 + count f64
  */
 export class MomentAccumulator {
   readonly dim: number;
-  count = 0;
+  count: number;
   readonly sum: Float64Array;
   /** sum of x xᵀ, dim x dim row-major, kept symmetric */
   readonly gram: Float64Array;

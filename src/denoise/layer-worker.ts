@@ -1,7 +1,7 @@
 /**
  * The worker thread of {@link LayerPool}: fits one layer's closed-form denoiser at a time
- * ({@link fitLayerCompiled}, with its fusion product when given the weight) with kernels of its own, so that layers fit in parallel,
- * each on its own core. Messages in: {@link LayerJob} or `'stop'`; out: {@link LayerReply}.
+ * ({@link fitLayerCompiled}, with its fusion product when given the weight) with kernels
+ * of its own, so that layers fit in parallel, each on its own core. Messages in: {@link LayerJob} or `'stop'`; out: {@link LayerReply}.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { fitLayerCompiled, type LayerFit, MomentAccumulator } from './closed-form.js';

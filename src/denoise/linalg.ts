@@ -734,10 +734,10 @@ export function bandToTridiagonal(band: Band, b: number): { d: Float64Array; e: 
 
 /**
  * Eigenvalues (ascending) of a symmetric band matrix of half-width b: bulge chasing to
- * tridiagonal, then QL. Pure JavaScript, so it can run on a worker thread.
+ * tridiagonal, then QL (the second stage of symmetricEigenvaluesCompiled).
  * @param band - the band (overwritten)
  * @param b - its half-width (the band stores b + 1 for the bulge)
- * @example bandEigenvalues(band, 32)
+ * @example bandEigenvalues(band, 16)
  */
 export function bandEigenvalues(band: Band, b: number): Float64Array {
   const { d, e } = bandToTridiagonal(band, b);

@@ -171,12 +171,12 @@ export async function collectStatistics(
   });
 }
 
-/** The fit step: denoiser values, where they started, and the model they belong to. */
 /** What fitting gave, with the fusion products when the fit made them. */
 type Fitted = Omit<FusedDenoisers, 'fused' | 'fuseReport' | 'warnings'> & {
   products?: Map<string, Float64Array>;
 };
 
+/** The fit step: denoiser values, where they started, and the model they belong to. */
 async function fitDenoisers(
   model: Model,
   plan: ConversionPlan,
