@@ -294,38 +294,53 @@ export async function fitDenoiserCompiled(
   return { ...finishDenoiser(sys, f.x, jitter), covarianceEigenvalues };
 }
 
+/**
+ * A layer's weight as the factor of its fusion product ({@link fusionWeight}): for an
+ * input-side layer W is out x d and the product W·Wd; for an output-side conv W is
+ * d x cols and the product Wd·W (d = the denoiser's width).
+ */
+export interface FusionFactor {
+  data: Float64Array;
+  side: 'input' | 'output';
+}
+
 /** A layer's closed-form fit, with its fusion product when its weight was given. */
 export interface LayerFit {
   fit: SpectralDenoiser;
-  /** W·Wd (out x in) with Wd rounded to float32, as the model stores it. */
+  /** W·Wd or Wd·W ({@link FusionFactor}) with Wd rounded to float32, as the model stores it. */
   product?: Float64Array;
 }
 
 /**
- * {@link fitDenoiserCompiled} and, given the layer's weight W (out x in, as
- * fusionWeight gives it), the fusion product W·Wd: the same product fusionProducts
- * computes after the fit, made while the layer's Wd is at hand.
+ * {@link fitDenoiserCompiled} and, given the layer's weight W ({@link FusionFactor}), the
+ * fusion product: the same product fusionProducts computes after the fit, made while
+ * the layer's Wd is at hand.
  * @param stats - moments of the layer's clean inputs
  * @param coeffs - s1, s2
  * @param kernels - the compiled kernels
- * @param opts - `ridge`, `name`; `weight`: W and its number of rows
+ * @param opts - `ridge`, `name`; `weight`: W and its side
  */
 export async function fitLayerCompiled(
   stats: MomentAccumulator,
   coeffs: NoiseScales,
   kernels: DenseKernels,
-  opts: { ridge?: number; name?: string; weight?: { data: Float64Array; rows: number } } = {},
+  opts: { ridge?: number; name?: string; weight?: FusionFactor } = {},
 ): Promise<LayerFit> {
-  const fit = await fitDenoiserCompiled(stats, coeffs, kernels, opts);
-  if (!opts.weight) return { fit };
   const d = stats.dim;
-  const { data, rows } = opts.weight;
-  if (data.length !== rows * d)
+  const w = opts.weight;
+  const other = w ? w.data.length / d : 0;
+  if (w && (!Number.isInteger(other) || other === 0))
     throw new DataError(
-      `${opts.name ?? 'layer'}: weight has ${data.length} values, expected ${rows} x ${d}`,
+      `${opts.name ?? 'layer'}: weight has ${w.data.length} values, not a multiple of the width ${d}`,
     );
+  const fit = await fitDenoiserCompiled(stats, coeffs, kernels, opts);
+  if (!w) return { fit };
   const wd = Float64Array.from(Float32Array.from(fit.Wd));
-  return { fit, product: await matmulCompiled(data, wd, rows, d, d, kernels) };
+  const product =
+    w.side === 'input'
+      ? await matmulCompiled(w.data, wd, other, d, d, kernels)
+      : await matmulCompiled(wd, w.data, d, d, other, kernels);
+  return { fit, product };
 }
 
 /**

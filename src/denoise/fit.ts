@@ -218,7 +218,7 @@ export interface ClosedFormFit {
    * eigenvalues of the layer's input covariance.
    */
   spectra: Map<string, Float64Array>;
-  /** With `weightOf`: each input-side layer's fusion product W·Wd, by layer name. */
+  /** With `weightOf`: each layer's fusion product (W·Wd or Wd·W), by layer name. */
   products?: Map<string, Float64Array>;
 }
 
@@ -238,8 +238,9 @@ export interface ClosedFormFit {
  *   `denoiserep` command does, or the workers' memory comes on top of what the statistics
  *   freed: 4.8 GB instead of 3.4 GB for a ViT-B/16);
  *   `consume`: delete each layer's entry from `stats` once it is fitted (saves
- *   memory); `weightOf`: a layer's weight W (out x in, e.g. {@link fusionWeight}), to
- *   compute its fusion product W·Wd as it is fitted (returned in `products`)
+ *   memory); `weightOf`: a layer's weight W as {@link fusionWeight} gives it, to compute
+ *   its fusion product (W·Wd, or Wd·W for an output-side conv) as it is fitted (returned
+ *   in `products`)
  * @example const { values, spectra } = await fitClosedForm(plan, stats);
  */
 export async function fitClosedForm(
@@ -281,7 +282,7 @@ export async function fitClosedForm(
     const settings = {
       ridge: opts.ridge,
       name: `layer '${p.layer.name}'`,
-      ...(w ? { weight: { data: w, rows: p.layer.outFeatures } } : {}),
+      ...(w ? { weight: { data: w, side: p.side } } : {}),
     };
     const { fit, product } = pool
       ? await pool.fit(used, p.coeffs, settings)

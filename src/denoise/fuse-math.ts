@@ -105,6 +105,63 @@ function allZero(a: Float32Array): boolean {
   return true;
 }
 
+/** Cache tile of {@link combineProduct}'s transposed reads. */
+const TILE = 64;
+
+/**
+ * c3 W − c1 P as float32 in W's stored layout, P = W·Wd out x in (float64): one pass,
+ * with P read by tiles where the layout is in x out.
+ */
+function combineProduct(
+  weight: NumArray,
+  product: Float64Array,
+  coeffs: FuseCoefficients,
+  nOut: number,
+  nIn: number,
+  inOut: boolean,
+): Float32Array {
+  const { c1, c3 } = coeffs;
+  const fw = new Float32Array(nOut * nIn);
+  if (!inOut) {
+    for (let k = 0; k < fw.length; k++) fw[k] = c3 * weight[k]! - c1 * product[k]!;
+    return fw;
+  }
+  for (let i0 = 0; i0 < nIn; i0 += TILE) {
+    const i1 = Math.min(nIn, i0 + TILE);
+    for (let o0 = 0; o0 < nOut; o0 += TILE) {
+      const o1 = Math.min(nOut, o0 + TILE);
+      for (let i = i0; i < i1; i++)
+        for (let o = o0; o < o1; o++)
+          fw[i * nOut + o] = c3 * weight[i * nOut + o]! - c1 * product[o * nIn + i]!;
+    }
+  }
+  return fw;
+}
+
+/** W x (out values, float64) for W stored in `layout`, each sum over inputs in order. */
+function applyWeight(
+  weight: NumArray,
+  x: Float64Array,
+  nOut: number,
+  nIn: number,
+  layout: LinearLayout,
+): Float64Array {
+  const y = new Float64Array(nOut);
+  if (layout === 'out-in') {
+    for (let o = 0; o < nOut; o++) {
+      let s = 0;
+      for (let i = 0; i < nIn; i++) s += weight[o * nIn + i]! * x[i]!;
+      y[o] = s;
+    }
+  } else {
+    for (let i = 0; i < nIn; i++) {
+      const xi = x[i]!;
+      for (let o = 0; o < nOut; o++) y[o]! += weight[i * nOut + o]! * xi;
+    }
+  }
+  return y;
+}
+
 /**
  * Fuses an input-side denoiser into a Linear: W' = W (c3 I - c1 Wd),
  * b' = b - c1 W (Wd e + bd) (+ c2 W z when `stochastic` is given).
@@ -123,43 +180,38 @@ export function fuseLinearInput(opts: FuseLinearOptions): FusedLinear {
   need(denoiser.bd, nIn, 'denoiser bias', name);
   need(denoiser.e, nIn, 'denoiser time embedding', name);
   checkCoeffs(coeffs, name);
-  // Work on W as out x in whatever the layout: W' = W M, transposed back for 'in-out'.
-  const wOI = layout === 'out-in' ? Float64Array.from(weight) : transpose(weight, nIn, nOut);
-  let fOI: Float64Array;
+  let fw: Float32Array;
   if (opts.product) {
     need(opts.product, nIn * nOut, 'product W·Wd', name);
-    fOI = new Float64Array(nOut * nIn);
-    for (let i = 0; i < fOI.length; i++)
-      fOI[i] = coeffs.c3 * wOI[i]! - coeffs.c1 * opts.product[i]!;
+    fw = combineProduct(weight, opts.product, coeffs, nOut, nIn, layout === 'in-out');
   } else {
-    fOI = matmul(wOI, denoiseMap(denoiser.wd, nIn, coeffs), nOut, nIn, nIn);
+    // Work on W as out x in whatever the layout: W' = W M, transposed back for 'in-out'.
+    const wOI = layout === 'out-in' ? Float64Array.from(weight) : transpose(weight, nIn, nOut);
+    const fOI = matmul(wOI, denoiseMap(denoiser.wd, nIn, coeffs), nOut, nIn, nIn);
+    fw = Float32Array.from(layout === 'out-in' ? fOI : transpose(fOI, nOut, nIn));
   }
-  const fw = layout === 'out-in' ? fOI : transpose(fOI, nOut, nIn);
-  const w = (o: number, i: number) => wOI[o * nIn + i]!;
-  // v = Wd e + bd, then b' = b - c1 W v.
-  const v = new Float64Array(nIn);
-  for (let i = 0; i < nIn; i++) {
-    let s = denoiser.bd[i]!;
-    for (let j = 0; j < nIn; j++) s += denoiser.wd[i * nIn + j]! * denoiser.e[j]!;
-    v[i] = s;
+  // v = Wd e + bd, then b' = b - c1 W v (+ c2 W z), W read in its own layout.
+  const v = Float64Array.from(denoiser.bd);
+  // A closed-form denoiser has no time embedding (e = 0): then v = bd.
+  if (denoiser.e.some((x) => x !== 0)) {
+    for (let i = 0; i < nIn; i++) {
+      let s = denoiser.bd[i]!;
+      for (let j = 0; j < nIn; j++) s += denoiser.wd[i * nIn + j]! * denoiser.e[j]!;
+      v[i] = s;
+    }
   }
   let z: Float64Array | null = null;
   if (opts.stochastic) {
     z = new Float64Array(nIn);
     opts.stochastic.rng.fillNormal(z);
   }
+  const wv = applyWeight(weight, v, nOut, nIn, layout);
+  const wz = z ? applyWeight(weight, z, nOut, nIn, layout) : null;
   const fb = new Float32Array(nOut);
-  for (let o = 0; o < nOut; o++) {
-    let wv = 0;
-    let wz = 0;
-    for (let i = 0; i < nIn; i++) {
-      wv += w(o, i) * v[i]!;
-      if (z) wz += w(o, i) * z[i]!;
-    }
-    fb[o] = (opts.bias ? opts.bias[o]! : 0) - coeffs.c1 * wv + coeffs.c2 * wz;
-  }
+  for (let o = 0; o < nOut; o++)
+    fb[o] = (opts.bias ? opts.bias[o]! : 0) - coeffs.c1 * wv[o]! + (wz ? coeffs.c2 * wz[o]! : 0);
   return {
-    weight: Float32Array.from(fw),
+    weight: fw,
     bias: fb,
     layout,
     hadBias: !!opts.bias,
@@ -186,6 +238,12 @@ export interface FuseConvOptions {
    */
   allowDenseExpansion?: boolean;
   name?: string;
+  /**
+   * Wd W (out x in/groups·kh·kw, float64) computed elsewhere (a compiled matrix product):
+   * then W' = c3 W − c1 (Wd W), the same as M W. Not used when the weight is expanded to
+   * a dense one.
+   */
+  product?: Float64Array;
 }
 
 /** A fused Conv; `groups` / `inChannelsPerGroup` describe the returned weight. */
@@ -261,13 +319,22 @@ export function fuseConvOutput(opts: FuseConvOptions): FusedConv {
   // Treat W as a co x (ipg * kh * kw) matrix: W' = M W. Block-diagonal M keeps each group's
   // rows built from rows of the same group, so the grouped layout stays valid.
   const cols = ipg * kh * kw;
-  const fw = new Float64Array(co * cols);
-  for (let o = 0; o < co; o++) {
-    for (let p = 0; p < co; p++) {
-      const mop = m[o * co + p]!;
-      if (mop === 0) continue;
-      for (let j = 0; j < cols; j++) fw[o * cols + j]! += mop * weight[p * cols + j]!;
+  let fw: Float32Array;
+  if (opts.product && outGroups === groups) {
+    need(opts.product, co * cols, 'product Wd·W', name);
+    fw = new Float32Array(co * cols);
+    for (let k = 0; k < fw.length; k++)
+      fw[k] = coeffs.c3 * weight[k]! - coeffs.c1 * opts.product[k]!;
+  } else {
+    const f64 = new Float64Array(co * cols);
+    for (let o = 0; o < co; o++) {
+      for (let p = 0; p < co; p++) {
+        const mop = m[o * co + p]!;
+        if (mop === 0) continue;
+        for (let j = 0; j < cols; j++) f64[o * cols + j]! += mop * weight[p * cols + j]!;
+      }
     }
+    fw = Float32Array.from(f64);
   }
   const fb = new Float32Array(co);
   for (let o = 0; o < co; o++) {
@@ -276,7 +343,7 @@ export function fuseConvOutput(opts: FuseConvOptions): FusedConv {
     fb[o] = s - coeffs.c1 * denoiser.c[o]!;
   }
   return {
-    weight: Float32Array.from(fw),
+    weight: fw,
     bias: fb,
     groups: outGroups,
     inChannelsPerGroup: ipg,

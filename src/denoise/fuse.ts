@@ -317,6 +317,7 @@ export function fuseWithReport(
         denoiser: { wd, c: tensorOf(values, p.names.bias, p) ?? new Float32Array(p.dim) },
         coeffs: p.coeffs,
         name: L.name,
+        product: opts.products?.get(L.name),
       });
       newWeight = fused.weight;
       newBias = fused.bias;
@@ -363,6 +364,21 @@ export function assertFiniteLayers(model: Model, plan: ConversionPlan): void {
  * @param tensor - its name, for the error's detail
  */
 export function assertFinite(data: Tensor['data'], what: string, tensor: string): void {
+  if (data instanceof Float32Array || data instanceof Float64Array) {
+    // x * 0 is ±0 for a finite x and NaN otherwise: one branch-free pass, and the
+    // element-by-element search only when it found something.
+    // Four sums: one would wait on each addition.
+    let [a0, a1, a2, a3] = [0, 0, 0, 0];
+    const n4 = data.length - (data.length % 4);
+    for (let i = 0; i < n4; i += 4) {
+      a0 += data[i]! * 0;
+      a1 += data[i + 1]! * 0;
+      a2 += data[i + 2]! * 0;
+      a3 += data[i + 3]! * 0;
+    }
+    for (let i = n4; i < data.length; i++) a0 += data[i]! * 0;
+    if (a0 + a1 + a2 + a3 === 0) return;
+  }
   for (let i = 0; i < data.length; i++) {
     const v = Number(data[i]);
     if (!Number.isFinite(v))
@@ -397,22 +413,24 @@ export function fuseModel(
 }
 
 /**
- * The weight of an input-side layer as the layer applies it, out x in, float64: the
- * left factor of its fusion product W·Wd. Undefined for output-side layers and for a
- * weight that is not an initializer (fuseModel names it).
+ * A layer's weight as the factor of its fusion product, float64: for an input-side layer
+ * W as the layer applies it, out x in (the product is W·Wd); for an output-side conv W
+ * as stored, out x (in/groups·kh·kw) (the product is Wd·W). Undefined for a weight that
+ * is not an initializer (fuseModel names it) or a conv weight reached through a Transpose.
  * @param model - the original model
  * @param p - the layer's plan
  */
 export function fusionWeight(model: Model, p: DenoiserPlan): Float64Array | undefined {
-  if (p.side !== 'input') return undefined;
   const L = p.layer;
   const stored = model.graph.initializers.get(L.weight);
   if (!stored) return undefined;
+  const data = stored.data as Float32Array;
+  if (p.side === 'output')
+    return L.weightPath.some((s) => s.op === 'Transpose') ? undefined : Float64Array.from(data);
   const nIn = L.inFeatures;
   const nOut = L.outFeatures;
   // The weight as the layer sees it, as out x in.
   const swapped = pathTransposes(L.weightPath, L.name);
-  const data = stored.data as Float32Array;
   const rows = L.layout === 'out-in' ? nOut : nIn;
   const cols = L.layout === 'out-in' ? nIn : nOut;
   const seen = swapped ? transpose2d(data, cols, rows) : data;
@@ -425,7 +443,8 @@ export function fusionWeight(model: Model, p: DenoiserPlan): Float64Array | unde
 }
 
 /**
- * The O(n³) products W·Wd of the input-side layers, run by the compiled float64 kernels
+ * The O(n³) fusion products, W·Wd of the input-side layers and Wd·W of the output-side
+ * convs ({@link fusionWeight}), run by the compiled float64 kernels
  * (multi-threaded), for {@link fuseWithReport} / {@link fuseModel} (`products`): the same
  * fused model up to float64 rounding, without multiplying in JavaScript.
  * ({@link fitClosedForm} can compute them as it fits, given {@link fusionWeight}.)
@@ -443,13 +462,16 @@ export async function fusionProducts(
 ): Promise<Map<string, Float64Array>> {
   const products = new Map<string, Float64Array>();
   for (const p of plan.layers) {
-    const wOI = fusionWeight(model, p);
-    if (!wOI) continue;
-    const nIn = p.layer.inFeatures;
+    const w = fusionWeight(model, p);
+    if (!w) continue;
+    const d = p.dim;
     const wd = tensorOf(values, p.names.weight, p)!;
+    const other = w.length / d;
     products.set(
       p.layer.name,
-      await matmulCompiled(wOI, wd, p.layer.outFeatures, nIn, nIn, kernels),
+      p.side === 'input'
+        ? await matmulCompiled(w, wd, other, d, d, kernels)
+        : await matmulCompiled(wd, w, d, d, other, kernels),
     );
   }
   return products;

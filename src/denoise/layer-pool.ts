@@ -13,6 +13,7 @@ import type { Worker } from 'node:worker_threads';
 import { DataError, ModelError, UsageError } from '../util/errors.js';
 import { startModuleWorker } from '../util/worker.js';
 import {
+  type FusionFactor,
   fitLayerCompiled,
   type LayerFit,
   type MomentAccumulator,
@@ -98,16 +99,16 @@ export class LayerPool {
 
   /**
    * The closed-form denoiser of one layer, fitted on a worker (the statistics and the
-   * weight are copied to it; `stats` is left as it was), with its fusion product W·Wd when
+   * weight are copied to it; `stats` is left as it was), with its fusion product when
    * `weight` is given ({@link fitLayerCompiled}).
    * @param stats - moments of the layer's clean inputs
    * @param coeffs - s1, s2
-   * @param opts - `ridge`, `name` for messages, `weight` (out x in) and its rows
+   * @param opts - `ridge`, `name` for messages, `weight` ({@link FusionFactor})
    */
   fit(
     stats: MomentAccumulator,
     coeffs: NoiseScales,
-    opts: { ridge?: number; name?: string; weight?: { data: Float64Array; rows: number } } = {},
+    opts: { ridge?: number; name?: string; weight?: FusionFactor } = {},
   ): Promise<LayerFit> {
     const job: LayerJob = {
       id: this.nextId++,

@@ -4,7 +4,12 @@
  * of its own, so that layers fit in parallel, each on its own core. Messages in: {@link LayerJob} or `'stop'`; out: {@link LayerReply}.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { fitLayerCompiled, type LayerFit, MomentAccumulator } from './closed-form.js';
+import {
+  type FusionFactor,
+  fitLayerCompiled,
+  type LayerFit,
+  MomentAccumulator,
+} from './closed-form.js';
 import { DenseKernels } from './linalg-compiled.js';
 
 /** One layer to fit: its moments and settings. */
@@ -17,8 +22,8 @@ export interface LayerJob {
   s2: number;
   ridge?: number;
   name?: string;
-  /** The layer's weight (out x in) for its fusion product W·Wd, if wanted. */
-  weight?: { data: Float64Array; rows: number };
+  /** The layer's weight for its fusion product, if wanted. */
+  weight?: FusionFactor;
 }
 
 /** The fit of a job, or the error it raised (its class name and message). */

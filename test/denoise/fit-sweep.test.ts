@@ -133,6 +133,9 @@ describe('fitClosedForm with layers fitted on worker threads', () => {
     try {
       const want = await fusionProducts(model, plan, r.values, k);
       assert.ok(want.size >= 3);
+      // Both kinds: W·Wd of the Linears, Wd·W of the patch embedding conv.
+      const sides = new Set(plan.layers.filter((p) => want.has(p.layer.name)).map((p) => p.side));
+      assert.deepEqual([...sides].sort(), ['input', 'output']);
       assert.deepEqual([...r.products!.keys()].sort(), [...want.keys()].sort());
       for (const [name, w] of want) assert.deepEqual(r.products!.get(name), w, name);
     } finally {

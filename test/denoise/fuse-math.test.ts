@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fuseConvOutput, fuseLinearInput } from '../../src/denoise/fuse-math.js';
-import { transpose } from '../../src/denoise/linalg.js';
+import { matmul, transpose } from '../../src/denoise/linalg.js';
 import { coefficients, makeSchedule } from '../../src/denoise/schedule.js';
 import { UsageError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
@@ -102,6 +102,39 @@ describe('fuseLinearInput', () => {
       });
     }
   }
+
+  test('with the product W·Wd given: the same fused layer, in both layouts, past a tile', () => {
+    // Sizes past the 64-wide tiles of the transposed read, and not multiples of them.
+    const [bigIn, bigOut] = [70, 131];
+    const rng = new Rng(5);
+    const w = rand(rng, bigOut * bigIn);
+    const denoiser = {
+      wd: rand(rng, bigIn * bigIn, 0.2),
+      bd: rand(rng, bigIn),
+      e: rand(rng, bigIn),
+    };
+    const coeffs = { c1: 0.3, c2: 0.1, c3: 1.2 };
+    const product = matmul(w, denoiser.wd, bigOut, bigIn, bigIn);
+    for (const layout of ['out-in', 'in-out'] as const) {
+      const opts = {
+        weight: layout === 'out-in' ? w : transpose(w, bigOut, bigIn),
+        bias: rand(rng, bigOut),
+        inFeatures: bigIn,
+        outFeatures: bigOut,
+        layout,
+        denoiser,
+        coeffs,
+      };
+      const plain = fuseLinearInput(opts);
+      const viaProduct = fuseLinearInput({ ...opts, product });
+      assert.ok(relErr(viaProduct.weight, plain.weight) < 1e-6, layout);
+      // The bias does not use the product: the same arithmetic, bit for bit.
+      assert.deepEqual(viaProduct.bias, plain.bias, layout);
+      // A product transposed by mistake would not match (the test can fail).
+      const wrong = fuseLinearInput({ ...opts, product: product.map((v, i) => (i ? v : v + 1)) });
+      assert.ok(relErr(wrong.weight, plain.weight) > 1e-6, layout);
+    }
+  });
 
   test('real schedule coefficients: fused equals unfused', () => {
     const { w, b, wd, bd, e, x } = setup(3);
@@ -237,6 +270,22 @@ describe('fuseConvOutput', () => {
         coeffs,
       });
       assert.equal(f.groups, groups);
+      // With the product Wd·W given (as the closed form makes it): the same weight.
+      const cols = ipg * kh * kw;
+      const viaProduct = fuseConvOutput({
+        weight: wt,
+        bias: b,
+        outChannels: co,
+        inChannelsPerGroup: ipg,
+        kernelH: kh,
+        kernelW: kw,
+        groups,
+        denoiser: { wd, c },
+        coeffs,
+        product: matmul(wd, wt, co, co, cols),
+      });
+      assert.ok(relErr(viaProduct.weight, f.weight) < 1e-6);
+      assert.deepEqual(viaProduct.bias, f.bias);
       const { y, oh, ow } = conv2d(x, [n, cin, h, w], wt, [co, ipg, kh, kw], b, 2, 1, groups);
       const ref = denoiseOutputChannels(y, n, co, oh * ow, { wd, c }, coeffs);
       const fused = conv2d(x, [n, cin, h, w], f.weight, [co, ipg, kh, kw], f.bias, 2, 1, groups).y;
@@ -269,6 +318,9 @@ describe('fuseConvOutput', () => {
       (e: Error) => e instanceof UsageError && /layer1\.0\.conv2/.test(e.message),
     );
     const f = fuseConvOutput({ ...opts, allowDenseExpansion: true });
+    // A product of the grouped weight does not apply to the dense one: it is not used.
+    const product = new Float64Array(co * ipg * kh * kw).fill(1e6);
+    assert.deepEqual(fuseConvOutput({ ...opts, allowDenseExpansion: true, product }), f);
     assert.equal(f.groups, 1);
     assert.equal(f.inChannelsPerGroup, cin);
     assert.equal(f.hadBias, false);

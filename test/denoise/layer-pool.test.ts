@@ -43,19 +43,25 @@ describe('LayerPool', () => {
     }
   });
 
-  test('with the weight, the fusion product W·Wd of the float32 Wd, as after the fit', async () => {
+  test('with the weight, the fusion product (W·Wd or Wd·W) of the float32 Wd, as after the fit', async () => {
     const d = 200;
     const rows = 70;
     const s = moments(d, 2 * d, 3);
     const weight = new Rng(9).fillNormal(new Float64Array(rows * d));
     const pool = new LayerPool({ workers: 1, threads: 1, fallback: here });
     try {
-      const { fit, product } = await pool.fit(s, coeffs, { weight: { data: weight, rows } });
-      const wd = Float64Array.from(Float32Array.from(fit.Wd));
-      assert.deepEqual(product, await matmulCompiled(weight, wd, rows, d, d, here));
+      const input = await pool.fit(s, coeffs, { weight: { data: weight, side: 'input' } });
+      const wd = Float64Array.from(Float32Array.from(input.fit.Wd));
+      assert.deepEqual(input.product, await matmulCompiled(weight, wd, rows, d, d, here));
+      // An output-side conv's weight is d x cols, and its product Wd·W.
+      const output = await pool.fit(s, coeffs, { weight: { data: weight, side: 'output' } });
+      assert.deepEqual(output.product, await matmulCompiled(wd, weight, d, d, rows, here));
       // A weight of the wrong size is refused, naming the layer.
       await assert.rejects(
-        pool.fit(s, coeffs, { name: "layer 'x'", weight: { data: weight, rows: rows + 1 } }),
+        pool.fit(s, coeffs, {
+          name: "layer 'x'",
+          weight: { data: weight.subarray(1), side: 'input' },
+        }),
         (e: unknown) => e instanceof DataError && e.message.includes("layer 'x'"),
       );
     } finally {
