@@ -13,8 +13,8 @@
 //   cpuS            the same in CPU seconds of the process (all threads), steadier than wall
 //                   time on a shared machine
 //   peakRssMb       the process's peak resident set (native memory included); the npm script
-//                   sets MALLOC_MMAP_THRESHOLD_ as the `denoiserep` command does
-//                   (bin/denoiserep.js says why)
+//                   sets glibc's allocator as the `denoiserep` command does (`malloc`;
+//                   bin/denoiserep.js says why)
 //   meets           the issue's targets: fitS − linalgS <= 1.5 x inferenceS, linalgS <= 60,
 //                   peakRssMb <= 4096 (at batch 32)
 //
@@ -148,7 +148,12 @@ const out = {
   threads: threads ?? 'all cores',
   fitWorkers: fitWorkers ?? 'default',
   // glibc's setting (npm run bench:fit sets it, as the denoiserep command does)
-  mallocMmapThreshold: process.env.MALLOC_MMAP_THRESHOLD_ ?? null,
+  malloc: Object.fromEntries(
+    ['MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_'].map((k) => [
+      k,
+      process.env[k] ?? null,
+    ]),
+  ),
   inferenceS: s(inferenceMs),
   statisticsS: s(statsEnd - t0),
   linalgS: s(linalgMs),
