@@ -365,9 +365,9 @@ export function assertFiniteLayers(model: Model, plan: ConversionPlan): void {
  */
 export function assertFinite(data: Tensor['data'], what: string, tensor: string): void {
   if (data instanceof Float32Array || data instanceof Float64Array) {
-    // x * 0 is ±0 for a finite x and NaN otherwise: one branch-free pass, and the
-    // element-by-element search only when it found something.
-    // Four sums: one would wait on each addition.
+    // x * 0 is ±0 for a finite x and NaN otherwise: one branch-free pass in four running
+    // sums (one would wait on each addition), and the search element by element only
+    // when they found something.
     let [a0, a1, a2, a3] = [0, 0, 0, 0];
     const n4 = data.length - (data.length % 4);
     for (let i = 0; i < n4; i += 4) {
