@@ -6,6 +6,9 @@
 import type { SweepCell } from './probe.js';
 import { esc } from './svg-chart.js';
 
+/** The widest advance of a character of 12-pixel sans-serif text, about. */
+const CHAR_PX = 7;
+
 /**
  * The sweep's heatmap as an SVG document.
  * @param cells - one accuracy (in [0, 1]) per (t, block)
@@ -28,7 +31,10 @@ export function heatmapSvg(
   const best = cells.reduce((a, c) => (c.acc1 > a.acc1 ? c : a), cells[0]!);
   const cw = 72;
   const ch = 30;
-  const m = { l: 90, t: 56, r: 20, b: 50 };
+  // Room for the longest row label (about CHAR_PX per character at font size 12), and
+  // the axis label on a line of its own below the title.
+  const longest = Math.max(0, ...blocks.map((b) => b.length));
+  const m = { l: Math.max(90, 16 + Math.ceil(CHAR_PX * longest)), t: 66, r: 20, b: 50 };
   const W = Math.max(560, m.l + cw * ts.length + m.r);
   const H = m.t + ch * blocks.length + m.b;
   const colour = (v: number) => {
@@ -65,7 +71,7 @@ export function heatmapSvg(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${m.l}" y="20" font-size="13">${esc(opts.title ?? 'Linear-probe acc@1 (%) by noise step t and block')}</text>`,
-    `<text x="${m.l + (cw * ts.length) / 2}" y="${m.t - 26}" text-anchor="middle" fill="#555">noise step t</text>`,
+    `<text x="${m.l + (cw * ts.length) / 2}" y="${m.t - 28}" text-anchor="middle" fill="#555">noise step t</text>`,
     ...cols,
     ...rects,
     `<text x="${m.l}" y="${H - 18}" fill="#555">best: t=${best.t}, ${esc(best.block)}, ${(100 * best.acc1).toFixed(2)}% (outlined); colour from ${(100 * lo).toFixed(1)}% to ${(100 * hi).toFixed(1)}%</text>`,

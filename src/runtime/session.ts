@@ -164,6 +164,8 @@ export class Session {
       ...(opts.spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     };
     try {
+      // Two branches for the two overloads of create (a path, or bytes): TypeScript takes
+      // no union for them.
       inner =
         typeof bytes === 'string'
           ? await ort.InferenceSession.create(bytes, options)

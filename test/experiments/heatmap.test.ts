@@ -33,4 +33,18 @@ describe('heatmapSvg', () => {
     assert.ok(!svg.includes('a<b'));
     assert.match(svg, /best: t=10, mid, 91\.00%/);
   });
+
+  test('long row labels fit in the margin; the axis label sits clear of the title', () => {
+    const name = 'encoder.layers.11.mlp.fc2';
+    const long = heatmapSvg([{ t: 0, block: name, acc1: 0.5 }]);
+    const row = long.match(new RegExp(`<text x="([\\d.]+)"[^>]*text-anchor="end">${name}<`))!;
+    // Right-aligned at x: its text starts about 7 px per character to the left.
+    assert.ok(Number(row[1]) - 7 * name.length >= 0, `label starts at ${row[1]}`);
+    const y = (re: RegExp) => Number(long.match(re)![1]);
+    const title = y(/<text x="[\d.]+" y="([\d.]+)" font-size="13">/);
+    const axis = y(/y="([\d.]+)"[^>]*>noise step t</);
+    const columns = y(/y="([\d.]+)" text-anchor="middle">0</);
+    // Baselines at least a line (13 px text, 12 px labels) apart.
+    assert.ok(axis - title >= 16 && columns - axis >= 14, `${title}, ${axis}, ${columns}`);
+  });
 });
