@@ -258,7 +258,7 @@ describe('fuseConvOutput', () => {
         for (let p = 0; p < co; p++)
           if (Math.floor(o / opg) !== Math.floor(p / opg)) wd[o * co + p] = 0;
       const c = rand(rng, co);
-      const f = fuseConvOutput({
+      const opts = {
         weight: wt,
         bias: b,
         outChannels: co,
@@ -268,22 +268,12 @@ describe('fuseConvOutput', () => {
         groups,
         denoiser: { wd, c },
         coeffs,
-      });
+      };
+      const f = fuseConvOutput(opts);
       assert.equal(f.groups, groups);
       // With the product Wd·W given (as the closed form makes it): the same weight.
-      const cols = ipg * kh * kw;
-      const viaProduct = fuseConvOutput({
-        weight: wt,
-        bias: b,
-        outChannels: co,
-        inChannelsPerGroup: ipg,
-        kernelH: kh,
-        kernelW: kw,
-        groups,
-        denoiser: { wd, c },
-        coeffs,
-        product: matmul(wd, wt, co, co, cols),
-      });
+      const product = matmul(wd, wt, co, co, ipg * kh * kw);
+      const viaProduct = fuseConvOutput({ ...opts, product });
       assert.ok(relErr(viaProduct.weight, f.weight) < 1e-6);
       assert.deepEqual(viaProduct.bias, f.bias);
       const { y, oh, ow } = conv2d(x, [n, cin, h, w], wt, [co, ipg, kh, kw], b, 2, 1, groups);
