@@ -6,7 +6,7 @@
 //   inferenceS      one forward pass of the model over the N images (after one warm-up batch)
 //   statisticsS     the statistics pass (per-layer float64 moments, session included)
 //   linalgS         the linear algebra of all layers: the closed-form fit with the spectra,
-//                   and the fusion products W·Wd
+//                   the fusion products (W·Wd, Wd·W for a conv) and the fusion
 //   verifyS      verification on the first images, as many as `fit` uses (FIT_VERIFY_IMAGES)
 //   diagnosticsS, writeS (writing is off unless --out)
 //   fitS            everything the pipeline did, as `denoiserep fit` does it

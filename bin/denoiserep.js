@@ -6,12 +6,15 @@ import { spawn } from 'node:child_process';
 // start-up, so the command restarts itself once with those the caller has not set, passing
 // on the signals it gets and ending as its restart ends.
 // - One arena for all threads: memory freed by the statistics pass then serves the closed
-//   form's worker threads, instead of counting twice (a ViT-B/16 fit peaked at 4.8 GB
-//   instead of 3.4 GB).
+//   form's worker threads, instead of counting twice (a ViT-B/16 fit peaked at 4.8 GB with
+//   glibc's defaults, 3.7 GB with these settings).
 // - Buffers up to 128 MB come from the heap and are reused, instead of being mapped on
 //   allocation and unmapped on free: every mapped buffer is zero-filled page by page again,
 //   several GB per 3,072-wide layer, and took a fifth of the closed form's time in the
-//   kernel (a ViT-B/16 closed form 57.5 s against 51.6 s).
+//   kernel (a ViT-B/16 closed form 57.5 s with a 1 MB threshold against 51.6 s). glibc
+//   2.36 takes it; on versions that refuse a threshold over 32 MB, every buffer over 128 kB
+//   stays mapped, as with the earlier 1 MB threshold (3.1 GB, slower). A 32 MB threshold
+//   itself peaked at 4.5 GB.
 // - Free memory over 256 MB at the top of the heap goes back to the system.
 const MALLOC = {
   MALLOC_ARENA_MAX: '1',

@@ -28,8 +28,9 @@ export interface FuseOptions {
    */
   untie?: boolean;
   /**
-   * W·Wd (out x in, float64) per input-side layer name, computed beforehand by a compiled
-   * product ({@link fusionProducts}); layers without one are multiplied here.
+   * Fusion products per layer name, float64, computed beforehand by a compiled product
+   * ({@link fusionProducts}): W·Wd (out x in) of an input-side layer, Wd·W of an
+   * output-side conv; layers without one are multiplied here.
    */
   products?: Map<string, Float64Array>;
 }
@@ -396,8 +397,8 @@ export function assertFinite(data: Tensor['data'], what: string, tensor: string)
  * @param model - the original (unconverted) model
  * @param plan - the conversion plan the denoisers were trained with
  * @param values - denoiser parameters by name
- * @param opts - stochastic step, untie, `products`: the products W·Wd from
- *   {@link fusionProducts} (compiled, multi-threaded); without them they are multiplied
+ * @param opts - stochastic step, untie, `products`: the products W·Wd (Wd·W for a conv)
+ *   from {@link fusionProducts} (compiled, multi-threaded); without them they are multiplied
  *   in JavaScript, which is fine for small layers and takes minutes for a ViT-B (350 s)
  * @example
  * const fused = fuseModel(model, plan, values);

@@ -198,7 +198,8 @@ async function fitDenoisers(
         workers: common.fitWorkers,
         // statistics computed here are the pipeline's own: free them layer by layer
         consume: method.kind === 'closed-form',
-        // each layer's W·Wd made while its Wd is at hand (on the workers, in parallel)
+        // each layer's fusion product (W·Wd, Wd·W for a conv) made while its Wd is at hand
+        // (on the workers, in parallel)
         weightOf: (p) => fusionWeight(model, p),
       });
       const start = zeroDenoisers(values);
