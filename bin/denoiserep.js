@@ -5,22 +5,16 @@ import { spawn } from 'node:child_process';
 // glibc's allocator, set for a fit's large float64 buffers. It reads its settings only at
 // start-up, so the command restarts itself once with those the caller has not set, passing
 // on the signals it gets and ending as its restart ends.
-// - One arena for all threads: memory freed by the statistics pass then serves the closed
-//   form's worker threads, instead of counting twice (a ViT-B/16 fit peaked at 4.8 GB with
-//   glibc's defaults, 3.7 GB with these settings).
-// - Buffers up to 128 MB come from the heap and are reused, instead of being mapped on
-//   allocation and unmapped on free: every mapped buffer is zero-filled page by page again,
-//   several GB per 3,072-wide layer, and took a fifth of the closed form's time in the
-//   kernel (a ViT-B/16 closed form 57.5 s with a 1 MB threshold against 51.6 s). glibc
-//   2.36 takes it; on versions that refuse a threshold over 32 MB, every buffer over 128 kB
-//   stays mapped, as with the earlier 1 MB threshold (3.1 GB, slower). A 32 MB threshold
-//   itself peaked at 4.5 GB.
-// - Free memory over 256 MB at the top of the heap goes back to the system.
-const MALLOC = {
-  MALLOC_ARENA_MAX: '1',
-  MALLOC_MMAP_THRESHOLD_: String(128 << 20),
-  MALLOC_TRIM_THRESHOLD_: String(256 << 20),
-};
+// Buffers of 1 MB or more are given back to the system when freed: glibc otherwise keeps
+// memory freed on one thread for that thread's later use, so the buffers the statistics
+// pass freed and the closed form's worker threads allocated again counted twice (a
+// ViT-B/16 fit peaked at 4.8 GB with glibc's defaults, 3.3 GB with this setting). The
+// price is a fresh zero-filled mapping for every such buffer, about a fifth of the closed
+// form's time in the kernel. With memory to spare, MALLOC_ARENA_MAX=1
+// MALLOC_MMAP_THRESHOLD_=134217728 MALLOC_TRIM_THRESHOLD_=268435456 (kept, as any
+// setting of the caller's) reuse them instead: the closed form about 10 % faster, but
+// `fit` on a ViT-B/16 peaked at 4.0 to 4.1 GB instead of 3.3 GB (README, "Real size").
+const MALLOC = { MALLOC_MMAP_THRESHOLD_: String(1 << 20) };
 const unset = Object.entries(MALLOC).filter(([k]) => process.env[k] === undefined);
 if (process.platform === 'linux' && unset.length > 0) {
   await new Promise(() => {

@@ -234,10 +234,10 @@ export interface ClosedFormFit {
  * @param opts - `ridge`; `kernels` to share (else made here with `threads` and released);
  *   `workers`: worker threads fitting layers in parallel, splitting the kernels' threads
  *   between them (default 2 where there are 2 threads or more; 0: every layer on this
- *   thread. On glibc, start node with MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=134217728
- *   MALLOC_TRIM_THRESHOLD_=268435456, as the `denoiserep` command starts itself, or the
- *   workers' memory comes on top of what the statistics freed (4.8 GB instead of 3.4 GB
- *   for a ViT-B/16) and large buffers are mapped and zero-filled again at each use);
+ *   thread. On glibc, give freed buffers back with MALLOC_MMAP_THRESHOLD_=1048576, as the
+ *   `denoiserep` command does, or the workers' memory comes on top of what the statistics
+ *   freed: 4.8 GB instead of 3.4 GB for a ViT-B/16; bin/denoiserep.js gives a faster
+ *   setting for machines with memory to spare);
  *   `consume`: delete each layer's entry from `stats` once it is fitted (saves
  *   memory); `weightOf`: a layer's weight W as {@link fusionWeight} gives it, to compute
  *   its fusion product (W·Wd, or Wd·W for an output-side conv) as it is fitted (returned
