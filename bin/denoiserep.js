@@ -3,24 +3,23 @@
 import { spawn } from 'node:child_process';
 
 // glibc's allocator, set for a fit's large float64 buffers. It reads its settings only at
-// start-up, so the command restarts itself once with those the caller has not set, passing
-// on the signals it gets and ending as its restart ends.
+// start-up, so the command restarts itself once with the setting unless its caller made
+// one, passing on the signals it gets and ending as its restart ends.
 // Buffers of 1 MB or more are given back to the system when freed: glibc otherwise keeps
 // memory freed on one thread for that thread's later use, so the buffers the statistics
 // pass freed and the closed form's worker threads allocated again counted twice (a
 // ViT-B/16 fit peaked at 4.8 GB with glibc's defaults, 3.3 GB with this setting). The
 // price is a fresh zero-filled mapping for every such buffer, about a fifth of the closed
 // form's time in the kernel. With memory to spare, MALLOC_ARENA_MAX=1
-// MALLOC_MMAP_THRESHOLD_=134217728 MALLOC_TRIM_THRESHOLD_=268435456 (kept, as any
-// setting of the caller's) reuse them instead: the closed form about 10 % faster, but
+// MALLOC_MMAP_THRESHOLD_=134217728 MALLOC_TRIM_THRESHOLD_=268435456, set by the caller,
+// reuse them instead: the closed form about 10 % faster, but
 // `fit` on a ViT-B/16 peaked at 4.0 to 4.1 GB instead of 3.3 GB (README, "Real size").
-const MALLOC = { MALLOC_MMAP_THRESHOLD_: String(1 << 20) };
-const unset = Object.entries(MALLOC).filter(([k]) => process.env[k] === undefined);
-if (process.platform === 'linux' && unset.length > 0) {
+const THRESHOLD = 'MALLOC_MMAP_THRESHOLD_';
+if (process.platform === 'linux' && process.env[THRESHOLD] === undefined) {
   await new Promise(() => {
     const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
       stdio: 'inherit',
-      env: { ...process.env, ...Object.fromEntries(unset) },
+      env: { ...process.env, [THRESHOLD]: String(1 << 20) },
     });
     const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     for (const s of signals) process.on(s, () => child.kill(s));

@@ -109,8 +109,9 @@ function allZero(a: Float32Array): boolean {
 const TILE = 64;
 
 /**
- * c3 W − c1 P as float32 in W's stored layout, P = W·Wd out x in (float64): one pass,
- * with P read by tiles where the layout is in x out.
+ * c3 W − c1 P as float32 in W's stored layout, P (float64) rows x cols as W is (W·Wd of
+ * a Linear, out x in; Wd·W of a conv): one pass, with P read transposed by tiles where W
+ * is stored in x out (`inOut`).
  */
 function combineProduct(
   weight: NumArray,
@@ -322,9 +323,7 @@ export function fuseConvOutput(opts: FuseConvOptions): FusedConv {
   let fw: Float32Array;
   if (opts.product && outGroups === groups) {
     need(opts.product, co * cols, 'product Wd·W', name);
-    fw = new Float32Array(co * cols);
-    for (let k = 0; k < fw.length; k++)
-      fw[k] = coeffs.c3 * weight[k]! - coeffs.c1 * opts.product[k]!;
+    fw = combineProduct(weight, opts.product, coeffs, co, cols, false);
   } else {
     const f64 = new Float64Array(co * cols);
     for (let o = 0; o < co; o++) {

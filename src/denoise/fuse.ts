@@ -3,6 +3,7 @@ import { cloneGraph, type Graph, type Model, type Node, producers } from '../onn
 import { float32, type Tensor } from '../onnx/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { fuseConvOutput, fuseLinearInput } from './fuse-math.js';
+import { transpose } from './linalg.js';
 import { type DenseKernels, matmulCompiled } from './linalg-compiled.js';
 import type { ConversionPlan, DenoiserPlan } from './plan.js';
 import {
@@ -435,12 +436,7 @@ export function fusionWeight(model: Model, p: DenoiserPlan): Float64Array | unde
   const rows = L.layout === 'out-in' ? nOut : nIn;
   const cols = L.layout === 'out-in' ? nIn : nOut;
   const seen = swapped ? transpose2d(data, cols, rows) : data;
-  const wOI = new Float64Array(nOut * nIn);
-  if (L.layout === 'out-in') wOI.set(seen);
-  else
-    for (let i = 0; i < nIn; i++)
-      for (let o = 0; o < nOut; o++) wOI[o * nIn + i] = seen[i * nOut + o]!;
-  return wOI;
+  return L.layout === 'out-in' ? Float64Array.from(seen) : transpose(seen, nIn, nOut);
 }
 
 /**
